@@ -1,0 +1,1 @@
+"""Brokers: the port every broker adapter implements, and the built-in paper broker."""

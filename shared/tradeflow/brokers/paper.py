@@ -1,0 +1,318 @@
+"""The paper broker: a deterministic simulated exchange with its own order book in DynamoDB.
+
+Fill model (per paper account, `broker_config`):
+- `fill_model="next_open"` (default): market orders rest until the next bar and fill at its open;
+  `"last_price"`: market orders fill at once at the last bar's close.
+- limit orders fill when a later bar trades through the limit, at the better of the bar's open and the
+  limit; stop orders trigger when a later bar touches the stop and fill at the worse of open and stop;
+  stop-limit orders trigger like stops, then fill like limits (a triggered, unfilled stop-limit rests as
+  a limit order).
+- `slippage_bps` moves market and stop fills against the trader; `fee_rate` is a fraction of notional
+  charged per fill; `starting_cash` is the simulated account's opening balance.
+- time in force: `day` orders expire when a bar of a later UTC day arrives; `ioc` limit/stop orders
+  that cannot fill at once are cancelled; `gtc` rest until filled or cancelled.
+
+Matching happens in `match(bar)`, which the `paper_exchange` function calls for every new bar (the
+paper equivalent of a broker's trade-updates stream). Everything is a pure function of the orders and
+the bars, so a replay fills identically every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tradeflow.brokers.port import (
+    BrokerAccount,
+    BrokerFill,
+    BrokerOrder,
+    BrokerPosition,
+    BrokerRejected,
+    DuplicateClientOrderId,
+    RejectCode,
+)
+from tradeflow.domain import Bar, Order, OrderSide, OrderStatus, OrderType, TimeInForce
+from tradeflow.domain.types import iso, tidy
+from tradeflow.storage.bars import BarRepository
+from tradeflow.storage.dynamo import ConditionFailed, DynamoTable, model_item
+from tradeflow.storage.keys import tenant_account
+
+PRICE_PLACES = 8
+
+
+class PaperConfig(BaseModel):
+    fill_model: str = Field(default="next_open", pattern="^(next_open|last_price)$")
+    slippage_bps: Decimal = Field(default=Decimal(0), ge=0)
+    fee_rate: Decimal = Field(default=Decimal(0), ge=0)
+    starting_cash: Decimal = Field(default=Decimal(100_000), ge=0)
+    timeframe: str = "1m"
+    allow_margin: bool = False
+
+
+class _Stored(BrokerOrder):
+    tenant_id: str
+    account_id: str
+    timeframe: str
+    after: str  # only bars opened after this instant may fill the order (no look-ahead)
+    triggered: bool = False
+    session: str | None = None  # UTC date of the first bar that could fill the order (DAY expiry)
+    version: int = 0
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(
+        self,
+        tenant_id: str,
+        account_id: str,
+        config: PaperConfig,
+        clock: Callable[[], datetime],
+        bars: BarRepository | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.account_id = account_id
+        self.config = config
+        self.clock = clock
+        self.bars = bars or BarRepository()
+        self.table = DynamoTable("paper_orders")
+
+    # -- the broker port -------------------------------------------------------------------------
+
+    def submit(self, order: Order) -> BrokerOrder:
+        now = self.clock()
+        last = self._last_bar(order.symbol, now)
+        if last is None:
+            raise BrokerRejected(RejectCode.NO_MARKET_DATA, f"no market data for {order.symbol} at {iso(now)}")
+        if order.quantity <= 0:
+            raise BrokerRejected(RejectCode.INVALID_QUANTITY, f"quantity {order.quantity} must be positive")
+        self._check_funds(order, last.close)
+        stored = _Stored(
+            tenant_id=self.tenant_id,
+            account_id=self.account_id,
+            timeframe=self.config.timeframe,
+            client_order_id=order.client_order_id,
+            broker_order_id=f"paper-{order.client_order_id}",
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            status=OrderStatus.ACCEPTED,
+            submitted_at=now,
+            updated_at=now,
+            after=iso(last.ts),
+        )
+        if order.order_type is OrderType.MARKET and self.config.fill_model == "last_price":
+            stored = self._fill(stored, self._slipped(last.close, order.side), now, "1")
+        elif order.time_in_force is TimeInForce.IOC and order.order_type is not OrderType.MARKET:
+            stored = self._immediate_or_cancel(stored, last, now)
+        if not self.table.put_new(self._item(stored)):
+            raise DuplicateClientOrderId(f"client order id {order.client_order_id} already used")
+        return _public(stored)
+
+    def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        item = self.table.get({"pk": self._pk, "sk": client_order_id})
+        return _public(_Stored.model_validate(item)) if item else None
+
+    def cancel(self, client_order_id: str) -> BrokerOrder:
+        item = self.table.get({"pk": self._pk, "sk": client_order_id})
+        if item is None:
+            raise BrokerRejected(RejectCode.REJECTED, f"order {client_order_id} not found")
+        stored = _Stored.model_validate(item)
+        if stored.status.final:
+            return _public(stored)
+        cancelled = stored.model_copy(update={"status": OrderStatus.CANCELLED, "updated_at": self.clock()})
+        self._save(cancelled, stored.version)
+        return _public(cancelled)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        return [_public(o) for o in self._orders() if not o.status.final]
+
+    def positions(self) -> list[BrokerPosition]:
+        books: dict[str, tuple[Decimal, Decimal]] = {}
+        for order in self._orders():
+            for fill in order.fills:
+                qty, cost = books.get(order.symbol, (Decimal(0), Decimal(0)))
+                signed = fill.quantity * order.side.sign
+                books[order.symbol] = (qty + signed, cost + signed * fill.price)
+        return [
+            BrokerPosition(symbol=s, quantity=q, average_price=tidy(c / q) if q else Decimal(0))
+            for s, (q, c) in sorted(books.items())
+            if q != 0
+        ]
+
+    def account(self) -> BrokerAccount:
+        cash = self._cash()
+        equity = cash
+        for position in self.positions():
+            last = self._last_bar(position.symbol, self.clock())
+            equity += position.quantity * (last.close if last else position.average_price)
+        return BrokerAccount(cash=cash, equity=equity, buying_power=cash)
+
+    # -- the matching engine ---------------------------------------------------------------------
+
+    def match(self, bar: Bar) -> list[BrokerOrder]:
+        """Fill, trigger or expire this account's resting orders against a new bar; returns the
+        orders that changed."""
+        changed = []
+        for stored in self._resting(bar.symbol):
+            if stored.timeframe != bar.timeframe or iso(bar.ts) <= stored.after:
+                continue
+            updated = self._against(stored, bar)
+            if updated is not None:
+                try:
+                    self._save(updated, stored.version)
+                except ConditionFailed:
+                    continue  # matched concurrently by another delivery of the same bar
+                changed.append(_public(updated))
+        return changed
+
+    @classmethod
+    def match_all(cls, tenant_id: str, bar: Bar, broker_for: Callable[[str], PaperBroker]) -> list[BrokerOrder]:
+        """Match a bar for every paper account of the tenant with orders resting on its symbol."""
+        table = DynamoTable("paper_orders")
+        accounts = sorted({i["account_id"] for i in table.query(f"{tenant_id}#{bar.symbol}", index="open_by_symbol")})
+        changed: list[BrokerOrder] = []
+        for account_id in accounts:
+            changed.extend(broker_for(account_id).match(bar))
+        return changed
+
+    def _against(self, order: _Stored, bar: Bar) -> _Stored | None:
+        if order.order_type is OrderType.MARKET:
+            # A market order fills at the first bar after it was placed, whatever its time in force.
+            return self._fill(order, self._slipped(bar.open, order.side), bar.ts, iso(bar.ts))
+        day = bar.ts.date().isoformat()
+        if order.time_in_force is TimeInForce.DAY and order.session is not None and day > order.session:
+            return order.model_copy(update={"status": OrderStatus.EXPIRED, "updated_at": bar.ts})
+        first_session = order.session is None
+        order = order.model_copy(update={"session": order.session or day})
+        matched = self._price_action(order, bar)
+        if matched is None and first_session:
+            return order.model_copy(update={"updated_at": bar.ts})
+        return matched
+
+    def _price_action(self, order: _Stored, bar: Bar) -> _Stored | None:
+        buy = order.side is OrderSide.BUY
+        triggered = order.triggered
+        if order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and not triggered:
+            assert order.stop_price is not None
+            triggered = bar.high >= order.stop_price if buy else bar.low <= order.stop_price
+            if not triggered:
+                return None
+            if order.order_type is OrderType.STOP:
+                touch = max(bar.open, order.stop_price) if buy else min(bar.open, order.stop_price)
+                return self._fill(order, self._slipped(touch, order.side), bar.ts, iso(bar.ts))
+        # limit, or a triggered stop-limit
+        assert order.limit_price is not None
+        limit = order.limit_price
+        reachable = bar.low <= limit if buy else bar.high >= limit
+        if not reachable:
+            if triggered != order.triggered:
+                return order.model_copy(update={"triggered": True, "updated_at": bar.ts})
+            return None
+        price = min(bar.open, limit) if buy else max(bar.open, limit)
+        return self._fill(order.model_copy(update={"triggered": triggered}), price, bar.ts, iso(bar.ts))
+
+    def _immediate_or_cancel(self, order: _Stored, last: Bar, now: datetime) -> _Stored:
+        price = last.close
+        buy = order.side is OrderSide.BUY
+        limit_ok = order.limit_price is None or (price <= order.limit_price if buy else price >= order.limit_price)
+        stop_ok = order.stop_price is None or (price >= order.stop_price if buy else price <= order.stop_price)
+        if limit_ok and stop_ok:
+            return self._fill(order, price, now, "ioc")
+        return order.model_copy(update={"status": OrderStatus.CANCELLED, "reject_reason": "ioc: not marketable"})
+
+    def _fill(self, order: _Stored, price: Decimal, ts: datetime, ref: str) -> _Stored:
+        quantity = order.quantity - order.filled_quantity
+        fee = (quantity * price * self.config.fee_rate).quantize(Decimal("0.00000001"), ROUND_HALF_EVEN)
+        fill = BrokerFill(
+            ref=f"{order.broker_order_id}:{ref}", quantity=quantity, price=price, fee=tidy(fee, PRICE_PLACES), ts=ts
+        )
+        return order.model_copy(
+            update={
+                "status": OrderStatus.FILLED,
+                "filled_quantity": order.quantity,
+                "fills": [*order.fills, fill],
+                "updated_at": ts,
+            }
+        )
+
+    def _slipped(self, price: Decimal, side: OrderSide) -> Decimal:
+        factor = self.config.slippage_bps / Decimal(10_000)
+        moved = price * (1 + factor) if side is OrderSide.BUY else price * (1 - factor)
+        return tidy(moved, PRICE_PLACES)
+
+    def _check_funds(self, order: Order, last_price: Decimal) -> None:
+        if order.side is not OrderSide.BUY or self.config.allow_margin:
+            return
+        reference = order.limit_price or order.stop_price or last_price
+        needed = order.quantity * self._slipped(reference, OrderSide.BUY) * (1 + self.config.fee_rate)
+        committed = sum(
+            (
+                (o.quantity - o.filled_quantity) * (o.limit_price or o.stop_price or last_price)
+                for o in self._orders()
+                if not o.status.final and o.side is OrderSide.BUY
+            ),
+            Decimal(0),
+        )
+        available = self._cash() - committed
+        if needed > available:
+            raise BrokerRejected(
+                RejectCode.INSUFFICIENT_FUNDS,
+                f"order needs {tidy(needed, 2)} but {tidy(available, 2)} is available",
+            )
+
+    # -- storage ---------------------------------------------------------------------------------
+
+    @property
+    def _pk(self) -> str:
+        return tenant_account(self.tenant_id, self.account_id)
+
+    def _item(self, order: _Stored) -> dict[str, Any]:
+        item = model_item(order, pk=self._pk, sk=order.client_order_id)
+        if not order.status.final:
+            item["open_symbol"] = f"{self.tenant_id}#{order.symbol}"  # sparse index of resting orders
+        return item
+
+    def _save(self, order: _Stored, expected_version: int) -> None:
+        updated = order.model_copy(update={"version": expected_version + 1})
+        self.table.put(self._item(updated), condition="version = :v", values={":v": expected_version})
+
+    def _orders(self) -> list[_Stored]:
+        return [_Stored.model_validate(i) for i in self.table.query(self._pk)]
+
+    def _resting(self, symbol: str) -> list[_Stored]:
+        items = self.table.query(f"{self.tenant_id}#{symbol}", index="open_by_symbol")
+        resting = []
+        for item in items:
+            if item["account_id"] != self.account_id:
+                continue
+            # The index may lag; re-read the order itself before acting on it.
+            fresh = self.table.get({"pk": self._pk, "sk": item["sk"]})
+            if fresh is not None:
+                stored = _Stored.model_validate(fresh)
+                if not stored.status.final:
+                    resting.append(stored)
+        return sorted(resting, key=lambda o: (o.submitted_at, o.client_order_id))
+
+    def _cash(self) -> Decimal:
+        cash = self.config.starting_cash
+        for order in self._orders():
+            for fill in order.fills:
+                cash -= fill.quantity * fill.price * order.side.sign + fill.fee
+        return cash
+
+    def _last_bar(self, symbol: str, now: datetime) -> Bar | None:
+        found = self.bars.latest(self.tenant_id, symbol, self.config.timeframe, now, 1)
+        return found[-1] if found else None
+
+
+def _public(stored: _Stored) -> BrokerOrder:
+    return BrokerOrder.model_validate(stored.model_dump(include=set(BrokerOrder.model_fields)))

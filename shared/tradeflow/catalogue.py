@@ -1,0 +1,238 @@
+"""The resource catalogue: every table, queue, schedule group and function, declared once.
+
+The local cloud provisions from it, the CDK app builds from it and tests read it (design rule 3), so
+names, keys, indexes, TTL attributes, streams, dead-letter queues and event sources cannot drift apart.
+Physical names are `tradeflow-<stage>-<name>`; FIFO queues end in `.fifo` as SQS requires.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+PREFIX = "tradeflow"
+DEFAULT_STAGE = "local"
+StreamView = Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES"]
+
+
+def stage() -> str:
+    return os.environ.get("TRADEFLOW_STAGE", DEFAULT_STAGE)
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    purpose: str
+    partition_key: str = "pk"
+    sort_key: str | None = "sk"
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+    stream: StreamView | None = None
+
+    def physical_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.name}"
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        names = [self.partition_key, *([self.sort_key] if self.sort_key else [])]
+        for index in self.indexes:
+            names.append(index.partition_key)
+            if index.sort_key:
+                names.append(index.sort_key)
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    purpose: str
+    fifo: bool = True
+    visibility_timeout_seconds: int = 60
+    max_receive_count: int = 5  # deliveries before redrive to the dead-letter queue
+    retention_seconds: int = 4 * 24 * 3600
+    dlq_retention_seconds: int = 14 * 24 * 3600
+
+    def physical_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.name}" + (".fifo" if self.fifo else "")
+
+    def dlq_physical_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.name}-dlq" + (".fifo" if self.fifo else "")
+
+
+@dataclass(frozen=True)
+class ScheduleGroup:
+    name: str
+    purpose: str
+
+    def physical_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.name}"
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    queue: str
+    batch_size: int = 10
+    max_batching_window_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    table: str
+    batch_size: int = 100
+    starting_position: Literal["LATEST", "TRIM_HORIZON"] = "LATEST"
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda function: its folder under `functions/` and what triggers it."""
+
+    name: str
+    purpose: str
+    queue_source: QueueSource | None = None
+    stream_source: StreamSource | None = None
+    scheduled: bool = False  # invoked by EventBridge Scheduler schedules
+    timeout_seconds: int = 30
+    memory_mb: int = 512
+    reads: tuple[str, ...] = ()  # tables read (for least-privilege IAM)
+    writes: tuple[str, ...] = ()  # tables written
+    sends_to: tuple[str, ...] = ()  # queues sent to (and their DLQs for dead-lettering)
+
+    def physical_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.name}"
+
+    @property
+    def handler(self) -> str:
+        return "handler.handler"
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table("deployments", "strategy deployments: pk=tenant, sk=deployment id"),
+        Table(
+            "bars",
+            "recent OHLCV bars: pk=tenant#symbol#timeframe, sk=bar time",
+            ttl_attribute="expires_at",
+            stream="NEW_IMAGE",
+        ),
+        Table(
+            "evaluations",
+            "every strategy evaluation: pk=tenant#deployment#symbol, sk=evaluation time",
+            ttl_attribute="expires_at",
+        ),
+        Table(
+            "signals",
+            "signal journal, one final outcome per signal: pk=tenant, sk=signal id",
+            stream="NEW_AND_OLD_IMAGES",
+        ),
+        Table(
+            "orders",
+            "orders by client order id: pk=tenant, sk=client order id",
+            indexes=(Index("by_account", "account_key", "created_key"),),
+            stream="NEW_AND_OLD_IMAGES",
+        ),
+        Table(
+            "fills",
+            "fills, recorded once each: pk=tenant#account, sk=fill id",
+            indexes=(Index("by_time", "pk", "ts"),),
+            stream="NEW_IMAGE",
+        ),
+        Table(
+            "positions",
+            "positions: pk=tenant#account, sk=symbol",
+            stream="NEW_AND_OLD_IMAGES",
+        ),
+        Table("accounts", "accounts with cash and reserved exposure: pk=tenant, sk=account id"),
+        Table("ledger", "capital ledger: pk=tenant#account, sk=time#entry id"),
+        Table("audit", "audit events: pk=tenant, sk=time#event id", ttl_attribute="expires_at"),
+        Table("controls", "trading controls: pk=tenant (or _global), sk=scope#target"),
+        Table(
+            "paper_orders",
+            "the simulated broker's own order book: pk=tenant#account, sk=client order id",
+            indexes=(Index("open_by_symbol", "open_symbol", "sk"),),
+        ),
+    )
+}
+
+QUEUES: dict[str, Queue] = {
+    q.name: q
+    for q in (
+        Queue("signals", "strategy signals to the risk function; group=tenant#account#symbol, dedup=signal id"),
+        Queue(
+            "orders",
+            "order intents and broker fill reports to the execution function; dedup=client order id / fill id",
+        ),
+    )
+}
+
+SCHEDULE_GROUPS: dict[str, ScheduleGroup] = {
+    "deployments": ScheduleGroup("deployments", "one schedule per deployed (strategy, symbol)"),
+}
+
+FUNCTIONS: dict[str, Function] = {
+    f.name: f
+    for f in (
+        Function(
+            "strategy",
+            "evaluates a deployment's strategy for one symbol at the scheduled time",
+            scheduled=True,
+            reads=("deployments", "bars", "signals"),
+            writes=("evaluations", "signals"),
+            sends_to=("signals",),
+            memory_mb=256,
+        ),
+        Function(
+            "risk",
+            "trading controls, limits and sizing: signal -> order intent or recorded rejection",
+            queue_source=QueueSource("signals"),
+            reads=("deployments", "controls", "positions", "accounts", "signals"),
+            writes=("signals", "accounts", "audit"),
+            sends_to=("orders",),
+            memory_mb=256,
+        ),
+        Function(
+            "execution",
+            "idempotent broker submission and the books: orders, fills, positions, ledger, audit",
+            queue_source=QueueSource("orders"),
+            reads=("orders", "accounts", "positions", "signals", "bars", "paper_orders"),
+            writes=("orders", "fills", "positions", "ledger", "accounts", "signals", "audit", "paper_orders"),
+            sends_to=("orders",),
+        ),
+        Function(
+            "paper_exchange",
+            "the simulated broker's matching engine: new bars fill resting paper orders",
+            stream_source=StreamSource("bars"),
+            reads=("paper_orders", "accounts"),
+            writes=("paper_orders",),
+            sends_to=("orders",),
+        ),
+    )
+}
+
+
+def table_name(name: str) -> str:
+    return TABLES[name].physical_name()
+
+
+def queue_name(name: str) -> str:
+    return QUEUES[name].physical_name()
+
+
+def dlq_name(name: str) -> str:
+    return QUEUES[name].dlq_physical_name()
+
+
+def schedule_group_name(name: str = "deployments") -> str:
+    return SCHEDULE_GROUPS[name].physical_name()
+
+
+def function_name(name: str) -> str:
+    return FUNCTIONS[name].physical_name()

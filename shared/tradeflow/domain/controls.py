@@ -1,0 +1,32 @@
+"""Trading controls: switches that stop trading at the very next risk decision."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from tradeflow.domain.types import UtcDatetime
+
+GLOBAL_TENANT = "_global"
+
+
+class ControlScope(StrEnum):
+    GLOBAL_HALT = "global_halt"  # admins: every tenant stops
+    TENANT_DISABLED = "tenant_disabled"  # admins: one tenant stops
+    KILL_SWITCH = "kill_switch"  # the tenant stops itself
+    DEPLOYMENT_PAUSED = "deployment_paused"  # one deployment stops
+
+
+class TradingControl(BaseModel):
+    tenant_id: str  # GLOBAL_TENANT for the global halt
+    scope: ControlScope
+    target: str = "*"  # deployment id for DEPLOYMENT_PAUSED
+    active: bool
+    reason: str = ""
+    set_by: str = "system"
+    updated_at: UtcDatetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope.value}#{self.target}"

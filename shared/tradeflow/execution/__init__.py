@@ -1,0 +1,1 @@
+"""Execution: idempotent submission to brokers and the books (orders, fills, positions, ledger)."""

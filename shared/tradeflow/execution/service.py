@@ -1,0 +1,192 @@
+"""The execution use case (design rule 4: exactly one order per signal).
+
+For an order intent:
+1. A signal already final: nothing to do (a duplicate delivery).
+2. Conditional put of the order record (status `new`) *before* any broker call.
+3. If the record already existed, this is a redelivery: a `new` order may or may not have reached the
+   broker, so ask the broker by client order id and submit only if it has never heard of it; an order
+   past `new` is only synchronised from the broker, never submitted again.
+4. A broker timeout is answered by a lookup, never by a blind resubmission; if the broker has no order
+   yet the message is retried (and looked up again).
+5. The broker's state is applied to the books (fills exactly once each), then the signal's outcome.
+
+Broker updates (fills from the paper exchange or a broker stream) go through step 5 only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from tradeflow.brokers.port import (
+    Broker,
+    BrokerOrder,
+    BrokerRejected,
+    BrokerTimeout,
+    BrokerUnavailable,
+    DuplicateClientOrderId,
+)
+from tradeflow.domain import Account, Order, OrderIntent, OrderStatus, SignalOutcome
+from tradeflow.execution.books import Books, FillApplied
+from tradeflow.storage.signals import SignalRepository
+
+ACTOR = "execution"
+
+
+class RetryLater(RuntimeError):
+    """A transient condition: the message must be delivered again (after its visibility timeout)."""
+
+
+class UnknownAccount(LookupError):
+    pass
+
+
+@dataclass
+class ExecutionResult:
+    client_order_id: str
+    status: str  # submitted | duplicate | rejected | synced
+    order: Order | None = None
+    fills: list[FillApplied] | None = None
+    detail: str | None = None
+
+
+BrokerFactory = Callable[[Account, datetime], Broker]
+
+
+class ExecutionService:
+    def __init__(self, broker_for: BrokerFactory, books: Books | None = None) -> None:
+        self.broker_for = broker_for
+        self.books = books or Books()
+        self.signals = SignalRepository()
+
+    def _account(self, tenant_id: str, account_id: str) -> Account:
+        account = self.books.accounts.get(tenant_id, account_id)
+        if account is None:
+            raise UnknownAccount(f"account {account_id} of tenant {tenant_id} does not exist")
+        return account
+
+    def execute(self, intent: OrderIntent) -> ExecutionResult:
+        record = self.signals.get(intent.tenant_id, intent.signal_id)
+        if record is not None and record.outcome.final:
+            return ExecutionResult(intent.client_order_id, "duplicate", detail=f"signal already {record.outcome}")
+        account = self._account(intent.tenant_id, intent.account_id)
+        broker = self.broker_for(account, intent.decided_at)
+        order = Order(
+            tenant_id=intent.tenant_id,
+            account_id=intent.account_id,
+            client_order_id=intent.client_order_id,
+            signal_id=intent.signal_id,
+            deployment_id=intent.deployment_id,
+            broker=broker.name,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            order_type=intent.order_type,
+            time_in_force=intent.time_in_force,
+            limit_price=intent.limit_price,
+            stop_price=intent.stop_price,
+            reserved_notional=intent.reserved_notional,
+            reserved_open=intent.opens,
+            created_at=intent.decided_at,
+            updated_at=intent.decided_at,
+        )
+        status = "submitted"
+        if not self.books.orders.create(order):
+            stored = self.books.orders.get(order.tenant_id, order.client_order_id)
+            assert stored is not None
+            order, status = stored, "duplicate"
+            if order.status.final:
+                self._record_outcome(order)
+                return ExecutionResult(order.client_order_id, status, order)
+        broker_order: BrokerOrder | BrokerRejected
+        if order.status is OrderStatus.NEW:
+            # Ours to submit, unless an earlier attempt reached the broker before dying.
+            existing = broker.get_order_by_client_id(order.client_order_id) if status == "duplicate" else None
+            broker_order = existing or self._submit(broker, order)
+        else:
+            known = broker.get_order_by_client_id(order.client_order_id)
+            if known is None:
+                raise RetryLater(
+                    f"order {order.client_order_id} is {order.status} in our ledger but unknown to {broker.name}"
+                )
+            broker_order = known
+        if isinstance(broker_order, BrokerRejected):
+            closed = self.books.close_order(
+                order, OrderStatus.REJECTED, intent.decided_at, ACTOR, f"broker: {broker_order}"
+            )
+            self._record_outcome(closed)
+            return ExecutionResult(order.client_order_id, "rejected", closed, detail=str(broker_order))
+        return self._sync(order, broker_order, status)
+
+    def apply_update(self, tenant_id: str, account_id: str, broker_order: BrokerOrder) -> ExecutionResult:
+        order = self.books.orders.get(tenant_id, broker_order.client_order_id)
+        if order is None or order.account_id != account_id:
+            raise RetryLater(
+                f"broker update for unknown order {broker_order.client_order_id}; the intent may still be in flight"
+            )
+        return self._sync(order, broker_order, "synced")
+
+    def _submit(self, broker: Broker, order: Order) -> BrokerOrder | BrokerRejected:
+        try:
+            return broker.submit(order)
+        except BrokerRejected as rejected:
+            return rejected
+        except DuplicateClientOrderId:
+            found = broker.get_order_by_client_id(order.client_order_id)
+            if found is None:
+                raise RetryLater(f"{broker.name} reports {order.client_order_id} as duplicate but not found") from None
+            return found
+        except BrokerTimeout as timeout:
+            found = broker.get_order_by_client_id(order.client_order_id)
+            if found is not None:
+                return found
+            raise RetryLater(
+                f"{broker.name} timed out on {order.client_order_id} and does not know it yet; will look up again"
+            ) from timeout
+        except BrokerUnavailable as unavailable:
+            raise RetryLater(f"{broker.name} unavailable: {unavailable}") from unavailable
+
+    def _sync(self, order: Order, broker_order: BrokerOrder, status: str) -> ExecutionResult:
+        applied = []
+        if order.broker_order_id is None and order.status is OrderStatus.NEW and not broker_order.fills:
+            order = self.books.close_order(order, OrderStatus.SUBMITTED, broker_order.updated_at, ACTOR)
+        for broker_fill in broker_order.fills:
+            result = self.books.apply_fill(order, broker_fill, ACTOR)
+            if result is not None:
+                applied.append(result)
+                order = result.order
+        current = self.books.orders.get(order.tenant_id, order.client_order_id)
+        assert current is not None
+        target = broker_order.status
+        if target != current.status and not current.status.final and target is not OrderStatus.PARTIALLY_FILLED:
+            if target is OrderStatus.FILLED:
+                raise RetryLater(f"{order.client_order_id}: broker reports filled but not every fill is known yet")
+            current = self.books.close_order(
+                current, target, broker_order.updated_at, ACTOR, broker_order.reject_reason
+            )
+        self._record_outcome(current)
+        return ExecutionResult(order.client_order_id, status, current, applied)
+
+    def _record_outcome(self, order: Order) -> None:
+        if order.signal_id is None:
+            return
+        if not order.status.final:
+            outcome, reason = SignalOutcome.ORDERED, f"order {order.status.value}"
+        elif order.status is OrderStatus.FILLED:
+            outcome, reason = SignalOutcome.FILLED, f"filled {order.filled_quantity} @ {order.average_fill_price}"
+        elif order.filled_quantity > 0:
+            outcome = SignalOutcome.FILLED
+            reason = f"partially filled {order.filled_quantity}/{order.quantity}, then {order.status.value}"
+        elif order.status is OrderStatus.REJECTED:
+            outcome, reason = SignalOutcome.REJECTED, order.reject_reason or "rejected by broker"
+        else:
+            outcome, reason = SignalOutcome.CANCELLED, f"order {order.status.value}"
+        self.signals.set_outcome(
+            order.tenant_id,
+            order.signal_id,
+            outcome,
+            order.updated_at,
+            reason=reason,
+            extra={"client_order_id": order.client_order_id},
+        )

@@ -1,0 +1,1 @@
+"""Queues: the SQS adapter behind the message port."""

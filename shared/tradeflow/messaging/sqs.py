@@ -1,0 +1,48 @@
+"""Sending to the catalogue's FIFO queues, and dead-lettering a message we know is hopeless."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from tradeflow.catalogue import QUEUES
+from tradeflow.runtime.aws import client
+
+
+class MessageQueue(Protocol):
+    def send(self, queue: str, body: str, group_id: str, dedup_id: str) -> None: ...
+
+    def dead_letter(self, queue: str, body: str, group_id: str, dedup_id: str, reason: str) -> None: ...
+
+
+class SqsQueues:
+    """The SQS implementation; queue URLs are resolved once per process."""
+
+    def __init__(self) -> None:
+        self._urls: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def url(self, physical_name: str) -> str:
+        with self._lock:
+            if physical_name not in self._urls:
+                self._urls[physical_name] = client("sqs").get_queue_url(QueueName=physical_name)["QueueUrl"]
+            return self._urls[physical_name]
+
+    def send(self, queue: str, body: str, group_id: str, dedup_id: str) -> None:
+        client("sqs").send_message(
+            QueueUrl=self.url(QUEUES[queue].physical_name()),
+            MessageBody=body,
+            MessageGroupId=group_id,
+            MessageDeduplicationId=dedup_id[:128],
+        )
+
+    def dead_letter(self, queue: str, body: str, group_id: str, dedup_id: str, reason: str) -> None:
+        """Move a message that can never succeed straight to the queue's DLQ, with the reason as an
+        attribute: retrying a malformed message only delays the rest of its group."""
+        client("sqs").send_message(
+            QueueUrl=self.url(QUEUES[queue].dlq_physical_name()),
+            MessageBody=body,
+            MessageGroupId=group_id or "invalid",
+            MessageDeduplicationId=dedup_id[:128],
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000]}},
+        )

@@ -1,0 +1,1 @@
+"""The risk gate: trading controls, limits and position sizing between a signal and an order."""

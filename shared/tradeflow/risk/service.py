@@ -1,0 +1,170 @@
+"""The risk use case: a signal becomes exactly one approved intent or one recorded rejection.
+
+Concurrency: the decision reads the account (with its `risk_seq`) first, then positions, and commits
+the reservation with a transaction conditional on `risk_seq` — every fill and release bumps it too —
+so two intents decided at the same time on different symbols of one account cannot jointly breach an
+account-wide limit: the loser re-reads and decides again. The signal's transition PENDING -> APPROVED
+is in the same transaction, so a duplicate delivery cannot reserve twice; if we die after the commit
+but before sending, the redelivery re-sends the stored intent (deduplicated by client order id).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from tradeflow.domain import Account, OrderIntent, OrderType, Signal, SignalOutcome, TimeInForce
+from tradeflow.domain.accounts import PendingExposure
+from tradeflow.domain.ids import client_order_id
+from tradeflow.execution.books import backoff
+from tradeflow.messaging.sqs import MessageQueue
+from tradeflow.risk.engine import Approved, Book, Rejected, decide
+from tradeflow.storage.accounts import AccountRepository
+from tradeflow.storage.audit import AuditRepository
+from tradeflow.storage.controls import ControlRepository
+from tradeflow.storage.deployments import DeploymentRepository
+from tradeflow.storage.dynamo import TransactionConflict, transact
+from tradeflow.storage.positions import PositionRepository
+from tradeflow.storage.signals import SignalRepository
+
+ACTOR = "risk"
+MAX_ATTEMPTS = 12
+
+
+class RiskContention(RuntimeError):
+    """Too many concurrent changes to the account; the message is retried."""
+
+
+@dataclass
+class RiskResult:
+    signal_id: str
+    status: str  # approved | rejected | duplicate | resent
+    reason: str | None = None
+    intent: OrderIntent | None = None
+
+
+class RiskService:
+    def __init__(self, queue: MessageQueue) -> None:
+        self.queue = queue
+        self.deployments = DeploymentRepository()
+        self.controls = ControlRepository()
+        self.accounts = AccountRepository()
+        self.positions = PositionRepository()
+        self.signals = SignalRepository()
+        self.audit = AuditRepository()
+
+    def assess(self, signal: Signal) -> RiskResult:
+        now = signal.generated_at  # design rule 6: the time the signal was decided, not the wall clock
+        record = self.signals.get(signal.tenant_id, signal.signal_id)
+        if record is None:
+            self.signals.record_new(signal)
+            record = self.signals.get(signal.tenant_id, signal.signal_id)
+            assert record is not None
+        if record.outcome is SignalOutcome.APPROVED and record.intent is not None:
+            intent = OrderIntent.model_validate(record.intent)
+            self._send(intent)
+            return RiskResult(signal.signal_id, "resent", intent=intent)
+        if record.outcome is not SignalOutcome.PENDING:
+            return RiskResult(signal.signal_id, "duplicate", reason=f"signal already {record.outcome.value}")
+
+        deployment = self.deployments.get(signal.tenant_id, signal.deployment_id)
+        if deployment is None:
+            return self._reject(signal, now, f"unknown deployment {signal.deployment_id}")
+        if deployment.account_id != signal.account_id:
+            return self._reject(signal, now, f"deployment {deployment.deployment_id} trades another account")
+
+        for attempt in range(MAX_ATTEMPTS):
+            account = self.accounts.get(signal.tenant_id, signal.account_id)  # read before positions
+            if account is None:
+                return self._reject(signal, now, f"unknown account {signal.account_id}")
+            positions = {p.symbol: p for p in self.positions.list(signal.tenant_id, signal.account_id)}
+            controls = self.controls.active_for(signal.tenant_id, signal.deployment_id)
+            book = Book(account, positions, {signal.symbol: signal.price})
+            decision = decide(signal, deployment, controls, book, now)
+            if isinstance(decision, Rejected):
+                return self._reject(signal, now, decision.reason)
+            result = self._approve(signal, account, decision, now)
+            if result is not None:
+                return result
+            backoff(attempt)
+        raise RiskContention(f"signal {signal.signal_id}: account {signal.account_id} kept changing")
+
+    def _approve(self, signal: Signal, account: Account, decision: Approved, now: datetime) -> RiskResult | None:
+        intent = OrderIntent(
+            tenant_id=signal.tenant_id,
+            account_id=signal.account_id,
+            client_order_id=client_order_id(signal.signal_id),
+            signal_id=signal.signal_id,
+            deployment_id=signal.deployment_id,
+            symbol=signal.symbol,
+            side=decision.side,
+            quantity=decision.quantity,
+            order_type=OrderType.MARKET,
+            time_in_force=TimeInForce.DAY,
+            reference_price=signal.price,
+            reserved_notional=decision.notional,
+            opens=decision.opens,
+            decided_at=now,
+        )
+        pending = dict(account.pending)
+        current = pending.get(signal.symbol, PendingExposure())
+        pending[signal.symbol] = PendingExposure(
+            quantity=current.quantity + decision.quantity * decision.side.sign,
+            notional=current.notional + decision.notional,
+            opens=current.opens + (1 if decision.opens else 0),
+        )
+        reserved = account.model_copy(update={"pending": pending, "updated_at": now})
+        reason = "; ".join(decision.notes) or None
+        audit = self.audit.event(
+            signal.tenant_id,
+            now,
+            ACTOR,
+            "signal.approved",
+            signal.signal_id,
+            {"client_order_id": intent.client_order_id, "side": intent.side.value, "quantity": str(intent.quantity)},
+        )
+        try:
+            transact(
+                [
+                    self.accounts.replace_write(reserved, account.risk_seq),
+                    self.signals.outcome_write(
+                        signal.tenant_id,
+                        signal.signal_id,
+                        SignalOutcome.APPROVED,
+                        now,
+                        reason=reason,
+                        expect=[SignalOutcome.PENDING],
+                        extra={
+                            "intent": json.loads(intent.model_dump_json()),
+                            "client_order_id": intent.client_order_id,
+                            "quantity": str(intent.quantity),
+                        },
+                    ),
+                    self.audit.new_write(audit),
+                ]
+            )
+        except TransactionConflict as conflict:
+            if len(conflict.reasons) > 1 and conflict.reasons[1] == "ConditionalCheckFailed":
+                return RiskResult(signal.signal_id, "duplicate", reason="decided by a concurrent delivery")
+            return None  # the account changed under us: decide again
+        self._send(intent)
+        return RiskResult(signal.signal_id, "approved", reason=reason, intent=intent)
+
+    def _reject(self, signal: Signal, now: datetime, reason: str) -> RiskResult:
+        if self.signals.set_outcome(
+            signal.tenant_id,
+            signal.signal_id,
+            SignalOutcome.REJECTED,
+            now,
+            reason=reason,
+            expect=[SignalOutcome.PENDING],
+        ):
+            self.audit.record(
+                self.audit.event(signal.tenant_id, now, ACTOR, "signal.rejected", signal.signal_id, {"reason": reason})
+            )
+            return RiskResult(signal.signal_id, "rejected", reason=reason)
+        return RiskResult(signal.signal_id, "duplicate", reason="decided by a concurrent delivery")
+
+    def _send(self, intent: OrderIntent) -> None:
+        self.queue.send("orders", intent.model_dump_json(), intent.group_id, intent.client_order_id)

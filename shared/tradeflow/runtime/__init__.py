@@ -1,0 +1,1 @@
+"""Process-level plumbing shared by handlers: AWS clients and observability."""

@@ -1,0 +1,40 @@
+"""Lazily created, cached boto3 clients.
+
+Endpoints come from the standard environment (`AWS_ENDPOINT_URL`, `AWS_REGION`), so the same code talks
+to AWS in Lambda and to moto's server in the local cloud and tests. Clients are created on first use:
+importing a handler must stay cheap (design rule 9), and creation is serialised because boto3's default
+session is not thread-safe (the local cloud invokes handlers from several threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+
+
+def client(service: str) -> Any:
+    found = _clients.get(service)
+    if found is not None:
+        return found
+    with _lock:
+        if service not in _clients:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 4},
+                connect_timeout=5,
+                read_timeout=20,
+                max_pool_connections=32,
+            )
+            _clients[service] = boto3.session.Session().client(service, config=config)
+        return _clients[service]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests and the local cloud call this after changing the endpoint)."""
+    with _lock:
+        _clients.clear()
