@@ -59,6 +59,11 @@ class Queue:
     max_receive_count: int = 5  # deliveries before redrive to the dead-letter queue
     retention_seconds: int = 4 * 24 * 3600
     dlq_retention_seconds: int = 14 * 24 * 3600
+    has_dlq: bool = True  # a dead-letter queue itself has none
+
+    def dead_letter_target(self, stage_name: str | None = None) -> str:
+        """Where a message of this queue goes when it is dead-lettered."""
+        return self.dlq_physical_name(stage_name) if self.has_dlq else self.physical_name(stage_name)
 
     def physical_name(self, stage_name: str | None = None) -> str:
         return f"{PREFIX}-{stage_name or stage()}-{self.name}" + (".fifo" if self.fifo else "")
@@ -170,6 +175,13 @@ QUEUES: dict[str, Queue] = {
             "orders",
             "order intents and broker fill reports to the execution function; dedup=client order id / fill id",
         ),
+        Queue(
+            "dead_events",
+            "events of non-queue triggers (schedules, streams) that can never be processed, with the reason",
+            fifo=False,
+            has_dlq=False,
+            retention_seconds=14 * 24 * 3600,
+        ),
     )
 }
 
@@ -186,7 +198,7 @@ FUNCTIONS: dict[str, Function] = {
             scheduled=True,
             reads=("deployments", "bars", "signals"),
             writes=("evaluations", "signals"),
-            sends_to=("signals",),
+            sends_to=("signals", "dead_events"),
             memory_mb=256,
         ),
         Function(
@@ -212,7 +224,7 @@ FUNCTIONS: dict[str, Function] = {
             stream_source=StreamSource("bars"),
             reads=("paper_orders", "accounts"),
             writes=("paper_orders",),
-            sends_to=("orders",),
+            sends_to=("orders", "dead_events"),
         ),
     )
 }

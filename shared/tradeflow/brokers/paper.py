@@ -19,6 +19,7 @@ the bars, so a replay fills identically every time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -58,6 +59,7 @@ class _Stored(BrokerOrder):
     account_id: str
     timeframe: str
     after: str  # only bars opened after this instant may fill the order (no look-ahead)
+    reference_price: Decimal  # last price at submission: what a resting market order commits
     triggered: bool = False
     session: str | None = None  # UTC date of the first bar that could fill the order (DAY expiry)
     version: int = 0
@@ -108,6 +110,7 @@ class PaperBroker:
             submitted_at=now,
             updated_at=now,
             after=iso(last.ts),
+            reference_price=last.close,
         )
         if order.order_type is OrderType.MARKET and self.config.fill_model == "last_price":
             stored = self._fill(stored, self._slipped(last.close, order.side), now, "1")
@@ -158,30 +161,45 @@ class PaperBroker:
 
     # -- the matching engine ---------------------------------------------------------------------
 
-    def match(self, bar: Bar) -> list[BrokerOrder]:
+    def match(self, bar: Bar, report: Callable[[BrokerOrder], None]) -> list[BrokerOrder]:
         """Fill, trigger or expire this account's resting orders against a new bar; returns the
-        orders that changed."""
+        orders that changed.
+
+        Each change is reported *before* it is saved: if we die in between, the redelivered bar
+        matches again and reports the identical change (same fill reference), which the books
+        deduplicate; saving first would lose the fill instead."""
         changed = []
         for stored in self._resting(bar.symbol):
             if stored.timeframe != bar.timeframe or iso(bar.ts) <= stored.after:
                 continue
             updated = self._against(stored, bar)
-            if updated is not None:
-                try:
-                    self._save(updated, stored.version)
-                except ConditionFailed:
-                    continue  # matched concurrently by another delivery of the same bar
-                changed.append(_public(updated))
+            if updated is None:
+                continue
+            public = _public(updated)
+            if public.status != stored.status or public.fills != stored.fills:
+                report(public)
+            try:
+                self._save(updated, stored.version)
+            except ConditionFailed:
+                continue  # matched concurrently by another delivery of the same bar
+            changed.append(public)
         return changed
 
     @classmethod
-    def match_all(cls, tenant_id: str, bar: Bar, broker_for: Callable[[str], PaperBroker]) -> list[BrokerOrder]:
-        """Match a bar for every paper account of the tenant with orders resting on its symbol."""
+    def match_all(
+        cls,
+        tenant_id: str,
+        bar: Bar,
+        broker_for: Callable[[str], PaperBroker],
+        report: Callable[[str, BrokerOrder], None],
+    ) -> int:
+        """Match a bar for every paper account of the tenant with orders resting on its symbol;
+        `report(account_id, order)` is called for each change. Returns how many orders changed."""
         table = DynamoTable("paper_orders")
         accounts = sorted({i["account_id"] for i in table.query(f"{tenant_id}#{bar.symbol}", index="open_by_symbol")})
-        changed: list[BrokerOrder] = []
+        changed = 0
         for account_id in accounts:
-            changed.extend(broker_for(account_id).match(bar))
+            changed += len(broker_for(account_id).match(bar, functools.partial(report, account_id)))
         return changed
 
     def _against(self, order: _Stored, bar: Bar) -> _Stored | None:
@@ -256,7 +274,7 @@ class PaperBroker:
         needed = order.quantity * self._slipped(reference, OrderSide.BUY) * (1 + self.config.fee_rate)
         committed = sum(
             (
-                (o.quantity - o.filled_quantity) * (o.limit_price or o.stop_price or last_price)
+                (o.quantity - o.filled_quantity) * (o.limit_price or o.stop_price or o.reference_price)
                 for o in self._orders()
                 if not o.status.final and o.side is OrderSide.BUY
             ),

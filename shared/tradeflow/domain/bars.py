@@ -27,8 +27,9 @@ class Bar(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Bar:
-        if min(self.open, self.high, self.low, self.close) <= 0:
-            raise ValueError("prices must be positive")
+        for name in ("open", "high", "low", "close"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"prices must be positive: {name} is {getattr(self, name)}")
         if self.high < max(self.open, self.close, self.low) or self.low > min(self.open, self.close):
             raise ValueError("high/low do not bound open/close")
         if self.volume < 0:

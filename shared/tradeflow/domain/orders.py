@@ -128,6 +128,8 @@ class OrderIntent(OrderTerms):
 class Order(OrderTerms):
     """An order in our ledger, keyed by client order id."""
 
+    model_config = ConfigDict(extra="ignore")  # stored items carry key attributes besides the fields
+
     tenant_id: TenantId
     account_id: ResourceId
     client_order_id: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 from tradeflow.catalogue import QUEUES
 from tradeflow.runtime.aws import client
@@ -39,10 +39,13 @@ class SqsQueues:
     def dead_letter(self, queue: str, body: str, group_id: str, dedup_id: str, reason: str) -> None:
         """Move a message that can never succeed straight to the queue's DLQ, with the reason as an
         attribute: retrying a malformed message only delays the rest of its group."""
-        client("sqs").send_message(
-            QueueUrl=self.url(QUEUES[queue].dlq_physical_name()),
-            MessageBody=body,
-            MessageGroupId=group_id or "invalid",
-            MessageDeduplicationId=dedup_id[:128],
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000]}},
-        )
+        spec = QUEUES[queue]
+        request: dict[str, Any] = {
+            "QueueUrl": self.url(spec.dead_letter_target()),
+            "MessageBody": body,
+            "MessageAttributes": {"reason": {"DataType": "String", "StringValue": reason[:1000]}},
+        }
+        if spec.fifo:
+            request["MessageGroupId"] = group_id or "invalid"
+            request["MessageDeduplicationId"] = dedup_id[:128]
+        client("sqs").send_message(**request)

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from tradeflow.domain import (
     Account,
+    ControlScope,
     Deployment,
     DeploymentStatus,
     OrderSide,
@@ -77,7 +78,10 @@ class Book:
         return symbols
 
     def reserved_cash(self) -> Decimal:
-        return sum((p.notional for p in self.account.pending.values() if p.quantity > 0), ZERO)
+        """Cash promised to pending buys. A symbol's reserved notional is a short sale's (exposure, not
+        cash) only when the symbol is heading short; a pending close in front of a buy does not free the
+        buy's cash (its proceeds are not known yet, and are not counted as cash either)."""
+        return sum((p.notional for s, p in self.account.pending.items() if self.effective_quantity(s) >= 0), ZERO)
 
 
 def decide(
@@ -88,6 +92,12 @@ def decide(
     now: datetime,
 ) -> Approved | Rejected:
     for control in controls:
+        # Callers pass the controls that apply, but a switched-off control, or a pause of another
+        # deployment, must never stop this one (nor be reported as "active").
+        if not control.active or (
+            control.scope is ControlScope.DEPLOYMENT_PAUSED and control.target != deployment.deployment_id
+        ):
+            continue
         detail = f": {control.reason}" if control.reason else ""
         return Rejected(f"trading control {control.scope.value} is active{detail}")
     if deployment.status is not DeploymentStatus.ACTIVE:

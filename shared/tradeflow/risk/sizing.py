@@ -17,7 +17,8 @@ def round_quantity(quantity: Decimal, rule: SizingRule) -> Decimal:
     if quantity <= 0:
         return Decimal(0)
     units = (quantity / step).to_integral_value(rounding=ROUND_DOWN)
-    return (units * step).normalize() if units else Decimal(0)
+    # Plain notation: a bare normalize() turns 100 into 1E+2, which then reaches intents, audits and brokers.
+    return Decimal(format((units * step).normalize(), "f")) if units else Decimal(0)
 
 
 def size(rule: SizingRule, equity: Decimal, price: Decimal, atr: Decimal | None) -> Decimal:

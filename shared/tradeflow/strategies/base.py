@@ -71,6 +71,7 @@ def create(name: str, params: dict[str, Any] | None = None) -> Strategy:
     try:
         parsed = cls.Params.model_validate(params or {})
     except ValidationError as exc:
-        problems = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        # A model-level error (e.g. fast >= slow) has an empty location: name it `params`, not `params.`.
+        problems = "; ".join(f"{'.'.join(['params', *map(str, e['loc'])])}: {e['msg']}" for e in exc.errors())
         raise StrategyError(f"invalid parameters for '{name}': {problems}") from exc
     return cls(parsed)

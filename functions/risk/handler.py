@@ -1,0 +1,65 @@
+"""Risk function: SQS FIFO batch of signals -> order intents or recorded rejections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from tradeflow.domain import Signal, SignalOutcome
+from tradeflow.messaging.sqs import SqsQueues
+from tradeflow.risk.service import RiskService
+from tradeflow.runtime.observability import observability
+from tradeflow.runtime.queue_consumer import QueueConsumer
+
+logger, tracer, metrics = observability("risk")
+queues = SqsQueues()
+service = RiskService(queues)
+consumer = QueueConsumer("signals", logger, metrics, queues)
+
+
+def record_handler(record: SQSRecord) -> None:
+    logger.thread_safe_clear_keys()
+    signal = consumer.parse(record, Signal.model_validate_json)
+    if signal is None:
+        return
+    logger.thread_safe_append_keys(correlation_id=signal.signal_id, tenant_id=signal.tenant_id)
+
+    def on_failure(reason: str, final: bool) -> None:
+        if final:
+            service.signals.set_outcome(
+                signal.tenant_id, signal.signal_id, SignalOutcome.DEAD_LETTERED, signal.generated_at, reason=reason
+            )
+        else:
+            service.signals.note_error(signal.tenant_id, signal.signal_id, reason)
+
+    with consumer.attempt(record, on_failure):
+        result = service.assess(signal)
+    metrics.add_metric(name=f"Risk{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
+    intent = result.intent
+    logger.info(
+        "risk decision",
+        extra={
+            "event": "risk",
+            "status": result.status,
+            "reason": result.reason,
+            "symbol": signal.symbol,
+            "action": signal.action.value,
+            "side": intent.side.value if intent else None,
+            "quantity": str(intent.quantity) if intent else None,
+            "client_order_id": intent.client_order_id if intent else None,
+        },
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # One processor per invocation: it holds the batch's state.
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

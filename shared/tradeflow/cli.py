@@ -1,0 +1,158 @@
+"""The `tradeflow` command.
+
+tradeflow local up [--aws-port 5000] [--speed 60] [--duration S] [--summary-json PATH]
+tradeflow invoke FUNCTION EVENT.json [--aws-endpoint URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tradeflow.catalogue import FUNCTIONS
+
+
+def _parse_time(value: str) -> datetime:
+    from tradeflow.domain.types import parse_iso
+
+    try:
+        return parse_iso(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--start: {exc} (use e.g. 2026-01-05T14:30:00Z)") from exc
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradeflow", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="the local cloud")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    up = local_commands.add_parser("up", help="start the local cloud with the trading demo (foreground)")
+    up.add_argument("--aws-port", type=int, default=5000, help="port of moto's server (default 5000)")
+    up.add_argument("--speed", type=_positive, default=60.0, help="simulated seconds per wall second (default 60)")
+    up.add_argument("--duration", type=_positive, default=None, help="stop by itself after this many seconds")
+    up.add_argument("--summary-json", type=Path, default=None, help="write the run's summary here on exit")
+    up.add_argument("--start", type=_parse_time, default=None, help="replay clock origin (default: now)")
+    up.add_argument("--no-demo", action="store_true", help="do not seed the demo tenant and its replay")
+    up.add_argument("--symbols", default=None, help="comma-separated subset of the demo symbols")
+    up.add_argument("--log-format", choices=("pretty", "json"), default="pretty")
+
+    invoke = commands.add_parser("invoke", help="run a function's handler against the local cloud")
+    invoke.add_argument("function", choices=sorted(FUNCTIONS))
+    invoke.add_argument("event", type=Path, help="event JSON file (see events/)")
+    invoke.add_argument("--aws-endpoint", default="http://127.0.0.1:5000", help="the local cloud's AWS endpoint")
+    return parser
+
+
+def local_up(args: argparse.Namespace) -> int:
+    from tradeflow.local.cloud import LocalCloud, LocalCloudConfig, write_summary
+    from tradeflow.local.console import install_console
+
+    pretty = args.log_format == "pretty"
+    config = LocalCloudConfig(
+        aws_port=args.aws_port,
+        speed=args.speed,
+        duration=args.duration,
+        start=args.start,
+        demo=not args.no_demo,
+        demo_symbols=args.symbols.split(",") if args.symbols else None,
+        quiet_metrics=False,
+        console=pretty,
+    )
+    cloud = LocalCloud(config)
+    tally = None
+    if pretty:
+        from tradeflow.local.emf import EmfTally
+
+        tally = EmfTally(sys.stdout)
+        sys.stdout = tally
+        install_console()  # for the start-up lines; installed again once the handlers are loaded
+    interrupted = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+        cloud.stop_event.set()
+
+    previous = signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        cloud.start()
+        print(
+            f"tradeflow local cloud: AWS endpoint {cloud.endpoint}  (export AWS_ENDPOINT_URL={cloud.endpoint})\n"
+            f"replay clock starts {cloud.clock.start.isoformat()} at {config.speed:g}x; Ctrl-C stops",
+            flush=True,
+        )
+        cloud.run()
+        if not interrupted:
+            print("draining: no new decisions, waiting for in-flight orders ...", flush=True)
+            cloud.drain()
+        summary = cloud.summary()
+        _print_summary(summary)
+        if tally is not None:
+            print(f"metrics (from the functions' EMF lines): {dict(sorted(tally.totals.items()))}")
+        if args.summary_json:
+            write_summary(summary, args.summary_json)
+            print(f"summary written to {args.summary_json}")
+    finally:
+        cloud.shutdown()
+        signal.signal(signal.SIGINT, previous)
+        if tally is not None:
+            sys.stdout = tally.stream
+    return 0
+
+
+def _print_summary(summary: Any) -> None:
+    print("\n=== summary ===")
+    print(
+        f"signals {summary.signals}  orders {summary.orders}  fills {summary.fills}  "
+        f"rejections {summary.rejections}  dead letters {summary.dead_letters}"
+    )
+    print(f"signal outcomes: {json.dumps(summary.outcomes)}")
+    for account in summary.accounts:
+        print(
+            f"account {account.tenant_id}/{account.account_id}: cash {account.cash:,.2f}  "
+            f"positions {account.positions_value:,.2f}  equity {account.equity:,.2f}  "
+            f"realized P&L {account.realized_pnl:,.2f}  open {account.open_positions or '-'}"
+        )
+
+
+def invoke(args: argparse.Namespace) -> int:
+    from tradeflow.local.environment import use_local_cloud
+    from tradeflow.local.lambdas import LocalLambdas
+
+    try:
+        event = json.loads(args.event.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"tradeflow invoke: cannot read event {args.event}: {exc}", file=sys.stderr)
+        return 2
+    use_local_cloud(args.aws_endpoint)
+    lambdas = LocalLambdas([args.function])
+    result = lambdas.invoke(args.function, event)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "local":
+        return local_up(args)
+    return invoke(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The local cloud: starts moto, provisions the catalogue, loads the functions, seeds the demo,
+replays market data on the local clock and delivers schedules, queue messages and stream records to
+the same handlers that run in AWS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tradeflow.catalogue import FUNCTIONS, QUEUES
+from tradeflow.local.clock import LocalClock
+from tradeflow.local.console import install_console
+from tradeflow.local.demo import demo_feeds, seed_demo
+from tradeflow.local.environment import use_local_cloud
+from tradeflow.local.lambdas import LocalLambdas
+from tradeflow.local.moto_server import MotoServer
+from tradeflow.local.provision import provision
+from tradeflow.local.replay import Feed, MarketReplay
+from tradeflow.local.scheduler import LocalScheduler
+from tradeflow.local.sqs_delivery import SqsPoller
+from tradeflow.local.stream_delivery import StreamPoller
+from tradeflow.local.summary import Summary, summarize
+from tradeflow.messaging.sqs import SqsQueues
+from tradeflow.runtime.aws import client
+
+log = logging.getLogger("tradeflow.local")
+WARMUP_BARS = 40
+
+
+@dataclass
+class LocalCloudConfig:
+    aws_port: int = 5000
+    speed: float = 60.0
+    duration: float | None = None  # wall seconds; None = until stopped
+    start: datetime | None = None  # replay clock origin; default: now, floored to the minute
+    demo: bool = True
+    feeds: list[Feed] | None = None  # default: the demo feeds
+    demo_symbols: list[str] | None = None
+    quiet_metrics: bool = True
+    console: bool = False  # readable lines instead of the functions' JSON logs
+    drain_seconds: float = 20.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class LocalCloud:
+    def __init__(self, config: LocalCloudConfig) -> None:
+        self.config = config
+        self.server = MotoServer(config.aws_port)
+        self.stop_event = threading.Event()
+        self.halt_schedules = threading.Event()
+        self.clock = LocalClock(config.start, config.speed)
+        self.threads: list[threading.Thread] = []
+        self.lambdas: LocalLambdas | None = None
+        self.scheduler: LocalScheduler | None = None
+        self.replay: MarketReplay | None = None
+        self.started_at = 0.0
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def start(self) -> None:
+        self.server.start()
+        use_local_cloud(self.server.endpoint, quiet_metrics=self.config.quiet_metrics)
+        provision()
+        self.lambdas = LocalLambdas()
+        if self.config.console:
+            install_console()  # after the handlers' Powertools loggers exist
+        origin = self.clock.start
+        feeds = self.config.feeds
+        if self.config.demo:
+            deployment = seed_demo(origin - timedelta(minutes=WARMUP_BARS + 1), self.config.demo_symbols)
+            feeds = feeds or [f for f in demo_feeds() if f.symbol in deployment.symbols]
+        self.replay = MarketReplay(feeds or [], origin, WARMUP_BARS) if feeds else None
+        if self.replay:
+            self.replay.publish_due(origin)
+        self.scheduler = LocalScheduler(self.lambdas)
+        self.scheduler.refresh(origin, force=True)
+        for name, spec in FUNCTIONS.items():
+            if spec.queue_source:
+                self.threads.append(SqsPoller(name, self.lambdas, self.stop_event))
+            if spec.stream_source:
+                self.threads.append(StreamPoller(name, self.lambdas, self.stop_event))
+        for thread in self.threads:
+            thread.start()
+        self.clock.restart()
+        self.started_at = time.monotonic()
+        log.info(
+            "local cloud up: AWS APIs at %s, clock %s at %gx, %d replay feed(s)",
+            self.server.endpoint,
+            origin.isoformat(),
+            self.config.speed,
+            len(feeds or []),
+        )
+
+    def tick(self) -> None:
+        """Publish the bars that have closed, then fire the schedules that are due, in time order."""
+        assert self.scheduler is not None
+        now = self.clock.now()
+        if self.replay:
+            self.replay.publish_due(now)
+        if self.halt_schedules.is_set():
+            return
+        self.scheduler.refresh(now)
+        for at, schedule in self.scheduler.due(now):
+            if self.stop_event.is_set():
+                return
+            if self.replay:
+                self.replay.publish_due(at)  # a late tick still sees exactly the bars closed by `at`
+            self.scheduler.fire(at, schedule)
+
+    def next_event(self) -> datetime | None:
+        assert self.scheduler is not None
+        candidates = [self.replay.next_due() if self.replay else None]
+        if not self.halt_schedules.is_set():
+            candidates.append(self.scheduler.next_due())
+        found = [c for c in candidates if c is not None]
+        return min(found) if found else None
+
+    def run(self) -> None:
+        """Drive the clock until stopped or the duration is over."""
+        deadline = self.started_at + self.config.duration if self.config.duration else None
+        while not self.stop_event.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            upcoming = self.next_event()
+            if upcoming is None:  # nothing scheduled yet: look again for new schedules shortly
+                self.stop_event.wait(0.25)
+                if self.scheduler is not None and not self.halt_schedules.is_set():
+                    self.scheduler.refresh(self.clock.now())
+                continue
+            if self.clock.wait_until(upcoming, self.stop_event):
+                self.tick()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Stop deciding, let the market run one more bar (so resting market orders fill), and wait
+        until every queue is empty and every poller idle. True when fully drained."""
+        self.halt_schedules.set()
+        limit = time.monotonic() + (timeout if timeout is not None else self.config.drain_seconds)
+        if self.replay:
+            target = self.clock.now() + self.replay.interval
+            while self.clock.now() < target and time.monotonic() < limit:
+                self.stop_event.wait(0.05)
+            self.replay.publish_due(self.clock.now())
+        quiet_since = None
+        while time.monotonic() < limit:
+            if self.queues_empty() and all(getattr(t, "idle", threading.Event()).is_set() for t in self.threads):
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.5:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(0.1)
+        return False
+
+    def queues_empty(self) -> bool:
+        sqs = client("sqs")
+        queues = SqsQueues()
+        for spec in QUEUES.values():
+            if not spec.has_dlq:
+                continue
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=queues.url(spec.physical_name()),
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            if int(attrs["ApproximateNumberOfMessages"]) or int(attrs["ApproximateNumberOfMessagesNotVisible"]):
+                return False
+        return True
+
+    def summary(self) -> Summary:
+        return summarize()
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.server.stop()
+
+
+def write_summary(summary: Summary, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(summary.public(), indent=2) + "\n")

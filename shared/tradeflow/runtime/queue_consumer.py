@@ -1,0 +1,84 @@
+"""What every SQS-triggered function does with a record besides its business logic.
+
+- A record that cannot be parsed will never succeed: it is moved to the queue's dead-letter queue at
+  once with the reason as a message attribute, logged, counted, and reported as processed — so it
+  neither blocks its FIFO group nor is retried pointlessly (design rule 8).
+- A transient failure is re-raised, so Powertools reports it in `batchItemFailures` and SQS redelivers
+  it after the visibility timeout. On the last delivery before redrive (`ApproximateReceiveCount` =
+  the catalogue's `max_receive_count`) the caller's `on_final` records the dead-letter outcome with
+  the reason first, so the signal still ends with exactly one recorded outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
+
+from tradeflow.catalogue import QUEUES
+from tradeflow.messaging.sqs import MessageQueue
+
+T = TypeVar("T")
+
+
+def describe(error: ValidationError) -> str:
+    """'field: problem' for each error: the reason names the field."""
+    parts = []
+    for e in error.errors()[:5]:
+        where = ".".join(str(p) for p in e["loc"]) or "message"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+class QueueConsumer:
+    def __init__(self, queue: str, logger: Logger, metrics: EphemeralMetrics, queues: MessageQueue) -> None:
+        self.queue = queue
+        self.spec = QUEUES[queue]
+        self.logger = logger
+        self.metrics = metrics
+        self.queues = queues
+
+    def parse(self, record: SQSRecord, parser: Callable[[str], T]) -> T | None:
+        try:
+            return parser(record.body)
+        except ValidationError as exc:
+            reason = f"invalid {self.queue} message: {describe(exc)}"
+        except ValueError as exc:
+            reason = f"invalid {self.queue} message: {exc}"
+        self.queues.dead_letter(
+            self.queue,
+            record.body,
+            record.attributes.message_group_id or "invalid",
+            record.message_id,
+            reason,
+        )
+        self.logger.error(
+            "dead-lettered", extra={"event": "dead_letter", "reason": reason, "message_id": record.message_id}
+        )
+        self.metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
+        return None
+
+    def final_attempt(self, record: SQSRecord) -> bool:
+        return int(record.attributes.approximate_receive_count or "1") >= self.spec.max_receive_count
+
+    @contextmanager
+    def attempt(self, record: SQSRecord, on_failure: Callable[[str, bool], None]) -> Iterator[None]:
+        """Run the business logic; on an exception call `on_failure(reason, final)` and re-raise."""
+        try:
+            yield
+        except Exception as exc:
+            final = self.final_attempt(record)
+            reason = f"{type(exc).__name__}: {exc}"
+            try:
+                on_failure(reason, final)
+            finally:
+                self.logger.warning(
+                    "attempt failed", extra={"event": "attempt_failed", "reason": reason, "final": final}
+                )
+                self.metrics.add_metric(name="ProcessingFailures", unit=MetricUnit.Count, value=1)
+            raise

@@ -1,0 +1,1 @@
+"""EventBridge Scheduler: one schedule per deployed (strategy, symbol)."""
