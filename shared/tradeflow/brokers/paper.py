@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tradeflow.brokers.port import (
     BrokerAccount,
@@ -37,6 +37,7 @@ from tradeflow.brokers.port import (
     RejectCode,
 )
 from tradeflow.domain import Bar, Order, OrderSide, OrderStatus, OrderType, TimeInForce
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import iso, tidy
 from tradeflow.storage.bars import BarRepository
 from tradeflow.storage.dynamo import ConditionFailed, DynamoTable, model_item
@@ -45,7 +46,7 @@ from tradeflow.storage.keys import tenant_account
 PRICE_PLACES = 8
 
 
-class PaperConfig(BaseModel):
+class PaperConfig(Model):
     fill_model: str = Field(default="next_open", pattern="^(next_open|last_price)$")
     slippage_bps: Decimal = Field(default=Decimal(0), ge=0)
     fee_rate: Decimal = Field(default=Decimal(0), ge=0)

@@ -13,13 +13,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tradeflow.domain import Order, OrderSide, OrderStatus, OrderType, TimeInForce
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import Price, Quantity, UtcDatetime
 
 
-class BrokerFill(BaseModel):
+class BrokerFill(Model):
     ref: str  # the broker's id for this execution
     quantity: Quantity
     price: Price
@@ -27,7 +28,7 @@ class BrokerFill(BaseModel):
     ts: UtcDatetime
 
 
-class BrokerOrder(BaseModel):
+class BrokerOrder(Model):
     """An order as the broker reports it, with every execution so far."""
 
     client_order_id: str
@@ -47,13 +48,13 @@ class BrokerOrder(BaseModel):
     updated_at: UtcDatetime
 
 
-class BrokerPosition(BaseModel):
+class BrokerPosition(Model):
     symbol: str
     quantity: Quantity
     average_price: Price
 
 
-class BrokerAccount(BaseModel):
+class BrokerAccount(Model):
     cash: Price
     equity: Price
     buying_power: Price

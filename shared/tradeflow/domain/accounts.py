@@ -6,12 +6,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import Money, Quantity, ResourceId, Symbol, TenantId, UtcDatetime
 
 
-class PendingExposure(BaseModel):
+class PendingExposure(Model):
     """Quantity and notional reserved by approved intents whose orders are not final yet."""
 
     quantity: Quantity = Decimal(0)  # signed: buys positive, sells negative
@@ -19,7 +20,7 @@ class PendingExposure(BaseModel):
     opens: int = 0  # intents that open a position where there was none
 
 
-class Account(BaseModel):
+class Account(Model):
     """A broker account as our ledger sees it.
 
     `risk_seq` is bumped by every change that affects risk (a decision reserving exposure, a fill, a
@@ -54,7 +55,7 @@ class LedgerEntryKind(StrEnum):
     RESET = "reset"
 
 
-class LedgerEntry(BaseModel):
+class LedgerEntry(Model):
     """One cash movement; the account's cash is the sum of its entries."""
 
     entry_id: str

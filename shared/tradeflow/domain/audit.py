@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import TenantId, UtcDatetime
 
 
-class AuditEvent(BaseModel):
+class AuditEvent(Model):
     event_id: str
     tenant_id: TenantId
     ts: UtcDatetime

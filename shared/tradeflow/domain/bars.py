@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import ConfigDict, model_validator
 
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import Price, Quantity, Symbol, UtcDatetime
 
 
-class Bar(BaseModel):
+class Bar(Model):
     """One OHLCV bar; `ts` is the bar's open time, `timeframe` e.g. `1m`, `1h`, `1d`."""
 
     model_config = ConfigDict(frozen=True)

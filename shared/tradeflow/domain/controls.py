@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel
-
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import UtcDatetime
 
 GLOBAL_TENANT = "_global"
@@ -18,7 +17,7 @@ class ControlScope(StrEnum):
     DEPLOYMENT_PAUSED = "deployment_paused"  # one deployment stops
 
 
-class TradingControl(BaseModel):
+class TradingControl(Model):
     tenant_id: str  # GLOBAL_TENANT for the global halt
     scope: ControlScope
     target: str = "*"  # deployment id for DEPLOYMENT_PAUSED

@@ -6,8 +6,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import Money, Quantity, ResourceId, Symbol, TenantId, UtcDatetime
 
 
@@ -28,7 +29,7 @@ class SizingMethod(StrEnum):
     ATR_RISK = "atr_risk"  # risk a fraction of equity over a stop placed atr_multiple x ATR away
 
 
-class SizingRule(BaseModel):
+class SizingRule(Model):
     method: SizingMethod = SizingMethod.PERCENT_OF_EQUITY
     quantity: Quantity | None = Field(default=None, gt=0)
     percent: Decimal | None = Field(default=None, gt=0, le=100)
@@ -49,7 +50,7 @@ class SizingRule(BaseModel):
         return self
 
 
-class RiskProfile(BaseModel):
+class RiskProfile(Model):
     """Limits applied by the risk function before any order reaches a broker. None = no limit."""
 
     sizing: SizingRule = Field(default_factory=lambda: SizingRule(percent=Decimal(10)))
@@ -62,7 +63,7 @@ class RiskProfile(BaseModel):
     allow_short: bool = False
 
 
-class Deployment(BaseModel):
+class Deployment(Model):
     tenant_id: TenantId
     deployment_id: ResourceId
     name: str = ""

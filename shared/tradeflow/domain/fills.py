@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from tradeflow.domain.base import Model
 from tradeflow.domain.orders import OrderSide
 from tradeflow.domain.types import Price, Quantity, ResourceId, Symbol, TenantId, UtcDatetime
 
 
-class Fill(BaseModel):
+class Fill(Model):
     model_config = ConfigDict(frozen=True)
 
     fill_id: str

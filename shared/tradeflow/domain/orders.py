@@ -6,8 +6,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import Price, Quantity, ResourceId, Symbol, TenantId, UtcDatetime
 
 
@@ -78,7 +79,7 @@ def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
     return current == target or target in TRANSITIONS[current]
 
 
-class OrderTerms(BaseModel):
+class OrderTerms(Model):
     """What is being asked of the market; shared by the intent and the order record."""
 
     model_config = ConfigDict(extra="forbid")

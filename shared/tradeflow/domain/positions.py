@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
-
+from tradeflow.domain.base import Model
 from tradeflow.domain.fills import Fill
 from tradeflow.domain.types import Price, Quantity, ResourceId, Symbol, TenantId, UtcDatetime, tidy
 
 
-class Position(BaseModel):
+class Position(Model):
     """Signed quantity (negative = short) at an average cost; realized P&L accumulates on closes."""
 
     tenant_id: TenantId

@@ -6,8 +6,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import Price, ResourceId, Symbol, TenantId, UtcDatetime
 
 
@@ -37,7 +38,7 @@ _FINAL = frozenset({SignalOutcome.FILLED, SignalOutcome.REJECTED, SignalOutcome.
 FINAL_OUTCOMES = _FINAL
 
 
-class Signal(BaseModel):
+class Signal(Model):
     """The message on the `signals` queue."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -61,7 +62,7 @@ class Signal(BaseModel):
         return f"{self.tenant_id}#{self.account_id}#{self.symbol}"
 
 
-class Evaluation(BaseModel):
+class Evaluation(Model):
     """One strategy evaluation, recorded whether it produced a signal or not."""
 
     tenant_id: TenantId
@@ -75,7 +76,7 @@ class Evaluation(BaseModel):
     reasons: dict[str, Any] = Field(default_factory=dict)
 
 
-class SignalRecord(BaseModel):
+class SignalRecord(Model):
     """The journal entry of a signal: exactly one final outcome per signal id."""
 
     tenant_id: TenantId

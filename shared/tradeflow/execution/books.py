@@ -9,8 +9,6 @@ instead of losing an update.
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +25,7 @@ from tradeflow.domain import (
 from tradeflow.domain.accounts import PendingExposure
 from tradeflow.domain.ids import entry_id, fill_id
 from tradeflow.domain.types import tidy
+from tradeflow.runtime.retry import backoff
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.audit import AuditRepository
 from tradeflow.storage.dynamo import TransactionConflict, Write, transact
@@ -54,10 +53,6 @@ class FillApplied:
     position_quantity: Decimal
     cash: Decimal
     order: Order
-
-
-def backoff(attempt: int) -> None:
-    time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())
 
 
 def release(account: Account, symbol: str, quantity: Decimal, notional: Decimal, opens: int) -> Account:

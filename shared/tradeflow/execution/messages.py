@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from tradeflow.brokers.port import BrokerOrder
 from tradeflow.domain import OrderIntent
+from tradeflow.domain.base import Model
 from tradeflow.domain.types import ResourceId, TenantId
 
 
-class BrokerUpdate(BaseModel):
+class BrokerUpdate(Model):
     """A broker's report of an order's state and executions (from the paper exchange or a stream)."""
 
     kind: Literal["broker_update"] = "broker_update"

@@ -9,17 +9,16 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
-
 from tradeflow.catalogue import QUEUES
 from tradeflow.domain import Account, Position, SignalRecord
+from tradeflow.domain.base import Model
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.aws import client
 from tradeflow.storage.bars import BarRepository
 from tradeflow.storage.dynamo import DynamoTable
 
 
-class AccountSummary(BaseModel):
+class AccountSummary(Model):
     tenant_id: str
     account_id: str
     cash: Decimal
@@ -29,7 +28,7 @@ class AccountSummary(BaseModel):
     open_positions: dict[str, str]
 
 
-class Summary(BaseModel):
+class Summary(Model):
     signals: int
     orders: int
     fills: int

@@ -17,9 +17,9 @@ from datetime import datetime
 from tradeflow.domain import Account, OrderIntent, OrderType, Signal, SignalOutcome, TimeInForce
 from tradeflow.domain.accounts import PendingExposure
 from tradeflow.domain.ids import client_order_id
-from tradeflow.execution.books import backoff
 from tradeflow.messaging.sqs import MessageQueue
 from tradeflow.risk.engine import Approved, Book, Rejected, decide
+from tradeflow.runtime.retry import backoff
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.audit import AuditRepository
 from tradeflow.storage.controls import ControlRepository

@@ -16,6 +16,7 @@ NAMESPACE = "tradeflow"
 def observability(function: str) -> tuple[Logger, Tracer, EphemeralMetrics]:
     service = f"tradeflow-{function}"
     logger = Logger(service=service)
-    tracer = Tracer(service=service)
+    # Patch only what we call (AWS SDK): patching everything would import requests, sqlite3, httplib...
+    tracer = Tracer(service=service, patch_modules=["botocore"])
     metrics = EphemeralMetrics(namespace=NAMESPACE, service=service)
     return logger, tracer, metrics

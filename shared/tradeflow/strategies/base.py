@@ -14,9 +14,10 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tradeflow.domain import Bar, SignalAction
+from tradeflow.domain.base import Model
 
 
-class Decision(BaseModel):
+class Decision(Model):
     model_config = ConfigDict(frozen=True)
 
     action: SignalAction

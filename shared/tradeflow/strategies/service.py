@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tradeflow.domain import DeploymentStatus, Evaluation, Signal, SignalAction
+from tradeflow.domain.base import Model
 from tradeflow.domain.ids import signal_id
 from tradeflow.domain.types import ResourceId, Symbol, TenantId, UtcDatetime
 from tradeflow.messaging.sqs import MessageQueue
@@ -27,7 +28,7 @@ from tradeflow.strategies import StrategyError, create
 TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400, "1mo": 31 * 86400}
 
 
-class ScheduledInvocation(BaseModel):
+class ScheduledInvocation(Model):
     """The payload each EventBridge Scheduler schedule sends (see `scheduling.schedule_input`)."""
 
     model_config = ConfigDict(extra="ignore")

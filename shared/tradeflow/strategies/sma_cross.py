@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from tradeflow.domain import Bar, SignalAction
+from tradeflow.domain.base import Model
 from tradeflow.indicators import Cross, atr, cross, sma
 from tradeflow.strategies.base import Decision, Strategy, register
 
 
-class SmaCrossParams(BaseModel):
+class SmaCrossParams(Model):
     model_config = ConfigDict(extra="forbid")
 
     fast: int = Field(default=10, ge=1, le=500)
