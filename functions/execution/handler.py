@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from tradeflow.brokers.factory import broker_for
 from tradeflow.domain import OrderIntent, SignalOutcome
 from tradeflow.execution.messages import orders_message
@@ -55,6 +56,7 @@ def record_handler(record: SQSRecord) -> None:
             "fill",
             extra={
                 "event": "fill",
+                "signal_id": applied.order.signal_id,
                 "client_order_id": applied.fill.client_order_id,
                 "symbol": applied.fill.symbol,
                 "side": applied.fill.side.value,
@@ -86,6 +88,9 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # Report failed records even when every record of the batch failed: raising instead would turn a
+    # routine retry (one transient failure in a one-message batch) into a Lambda invocation error.
+    processor.raise_on_entire_batch_failure = False
     return dict(
         process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     )

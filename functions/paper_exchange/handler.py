@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
+
 from tradeflow.brokers.paper_exchange import PaperExchange
 from tradeflow.domain import Bar
 from tradeflow.messaging.sqs import SqsQueues
@@ -32,6 +33,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         queues.dead_letter("dead_events", str(image), "paper_exchange", record.event_id or "unknown", reason)
         logger.error("dead-lettered", extra={"event": "dead_letter", "reason": reason})
         return
+    metrics.add_metric(name="BarsMatched", unit=MetricUnit.Count, value=1)
     for update in exchange.on_bar(tenant_id, bar):
         metrics.add_metric(name="PaperOrderUpdates", unit=MetricUnit.Count, value=1)
         logger.info(

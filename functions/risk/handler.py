@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from tradeflow.domain import Signal, SignalOutcome
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.risk.service import RiskService
@@ -60,6 +61,9 @@ def record_handler(record: SQSRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # One processor per invocation: it holds the batch's state.
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # Report failed records even when every record of the batch failed: raising instead would turn a
+    # routine retry (one transient failure in a one-message batch) into a Lambda invocation error.
+    processor.raise_on_entire_batch_failure = False
     return dict(
         process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     )

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
+
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.observability import observability
 from tradeflow.runtime.queue_consumer import describe

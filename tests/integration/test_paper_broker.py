@@ -8,6 +8,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
+from tradeflow.brokers.paper import PaperBroker, PaperConfig
+from tradeflow.brokers.paper_exchange import PaperExchange
+from tradeflow.brokers.port import BrokerOrder, BrokerRejected, DuplicateClientOrderId, RejectCode
+from tradeflow.domain import Bar, OrderStatus
+from tradeflow.domain.types import iso
+from tradeflow.execution.messages import BrokerUpdate
+from tradeflow.messaging.sqs import SqsQueues
+
 from helpers import (
     ACCOUNT,
     T0,
@@ -20,14 +29,6 @@ from helpers import (
     receive,
     store_bars,
 )
-
-from tradeflow.brokers.paper import PaperBroker, PaperConfig
-from tradeflow.brokers.paper_exchange import PaperExchange
-from tradeflow.brokers.port import BrokerOrder, BrokerRejected, DuplicateClientOrderId, RejectCode
-from tradeflow.domain import Bar, OrderStatus
-from tradeflow.domain.types import iso
-from tradeflow.execution.messages import BrokerUpdate
-from tradeflow.messaging.sqs import SqsQueues
 
 SYMBOL = "XYZ"
 M = timedelta(minutes=1)
@@ -77,25 +78,23 @@ def status(broker: PaperBroker, client_order_id: str) -> BrokerOrder:
 # -- market orders ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("side", "price", "fee"),
-    [("buy", Decimal("100.1"), Decimal("1.001")), ("sell", Decimal("99.9"), Decimal("0.999"))],
-)
-def test_last_price_market_order_fills_at_once_at_last_close_with_slippage_and_fee(
-    history: Bar, side: str, price: Decimal, fee: Decimal
-) -> None:
-    broker = paper_broker(fill_model="last_price", slippage_bps=Decimal(10), fee_rate=Decimal("0.001"))
-    order = broker.submit(paper_order("m-1", side=side, quantity=10))
+def test_last_price_market_order_fills_at_once_at_last_close_with_slippage_and_fee(history: Bar) -> None:
+    cases = [("buy", Decimal("100.1"), Decimal("1.001")), ("sell", Decimal("99.9"), Decimal("0.999"))]
+    for side, price, fee in cases:
+        broker = paper_broker(
+            account_id=f"acct-{side}", fill_model="last_price", slippage_bps=Decimal(10), fee_rate=Decimal("0.001")
+        )
+        order = broker.submit(paper_order("m-1", side=side, quantity=10, account_id=f"acct-{side}"))
 
-    assert order.status is OrderStatus.FILLED
-    assert order.filled_quantity == 10
-    assert [(f.quantity, f.price, f.fee) for f in order.fills] == [(Decimal(10), price, fee)]
-    assert order.fills[0].ts == T0 + M  # filled at the clock's now
-    assert status(broker, "m-1") == order
-    assert broker.open_orders() == []
-    # cash moved by the notional and the fee, nothing else
-    signed = 10 * price if side == "buy" else -10 * price
-    assert broker.account().cash == Decimal(100_000) - signed - fee
+        assert order.status is OrderStatus.FILLED, side
+        assert order.filled_quantity == 10
+        assert [(f.quantity, f.price, f.fee) for f in order.fills] == [(Decimal(10), price, fee)], side
+        assert order.fills[0].ts == T0 + M  # filled at the clock's now
+        assert status(broker, "m-1") == order
+        assert broker.open_orders() == []
+        # cash moved by the notional and the fee, nothing else
+        signed = 10 * price if side == "buy" else -10 * price
+        assert broker.account().cash == Decimal(100_000) - signed - fee, side
 
 
 def test_next_open_market_order_rests_and_fills_at_the_next_bars_open_only(history: Bar) -> None:
@@ -129,62 +128,62 @@ def test_next_open_market_order_rests_and_fills_at_the_next_bars_open_only(histo
 # -- limit and stop orders ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("side", "limit", "bars", "price"),
-    [
-        # buy 95: a bar that stays above never fills; trading through fills at the limit...
-        ("buy", 95, [(98, 99, 96, 97), (97, 98, 94, 96)], Decimal(95)),
-        # ...or at a better open when the market gaps below it.
-        ("buy", 95, [(98, 99, 96, 97), (93, 94, 90, 92)], Decimal(93)),
-        ("sell", 105, [(103, 104.9, 102, 104), (103, 106, 102, 105)], Decimal(105)),
-        ("sell", 105, [(103, 104.9, 102, 104), (107, 108, 106, 107)], Decimal(107)),
-    ],
-)
-def test_limit_orders_fill_only_when_a_later_bar_trades_through(
-    history: Bar, side: str, limit: int, bars: list[tuple[float, ...]], price: Decimal
-) -> None:
+LIMIT_CASES: list[tuple[str, int, list[tuple[float, float, float, float]], Decimal]] = [
+    # buy 95: a bar that stays above never fills; trading through fills at the limit...
+    ("buy", 95, [(98, 99, 96, 97), (97, 98, 94, 96)], Decimal(95)),
+    # ...or at a better open when the market gaps below it.
+    ("buy", 95, [(98, 99, 96, 97), (93, 94, 90, 92)], Decimal(93)),
+    ("sell", 105, [(103, 104.9, 102, 104), (103, 106, 102, 105)], Decimal(105)),
+    ("sell", 105, [(103, 104.9, 102, 104), (107, 108, 106, 107)], Decimal(107)),
+]
+
+
+def test_limit_orders_fill_only_when_a_later_bar_trades_through(aws: object) -> None:
     broker = paper_broker(slippage_bps=Decimal(50))  # slippage never applies to limit fills
-    placed = broker.submit(paper_order("l-1", side=side, order_type="limit", limit=limit))
-    assert placed.status is OrderStatus.ACCEPTED
+    for i, (side, limit, bars, price) in enumerate(LIMIT_CASES):
+        symbol, case = f"L{i}", f"case {i}"
+        store_bars(TENANT, ohlc(symbol, T0, 99, 101, 98, 100))
+        placed = broker.submit(paper_order(f"l-{i}", side=side, order_type="limit", limit=limit, symbol=symbol))
+        assert placed.status is OrderStatus.ACCEPTED, case
 
-    # the bar at submission traded far through the limit: it must not count
-    assert match(broker, ohlc(SYMBOL, T0, 100, 200, 50, 100)).orders == []
-    first, second = (ohlc(SYMBOL, minute(i + 1), *b) for i, b in enumerate(bars))
-    assert match(broker, first).orders == []
-    assert status(broker, "l-1").status is OrderStatus.ACCEPTED
+        # the bar at submission traded far through the limit: it must not count
+        assert match(broker, ohlc(symbol, T0, 100, 200, 50, 100)).orders == [], case
+        first, second = (ohlc(symbol, minute(n + 1), *b) for n, b in enumerate(bars))
+        assert match(broker, first).orders == [], case
+        assert status(broker, f"l-{i}").status is OrderStatus.ACCEPTED, case
 
-    reports = match(broker, second)
-    assert [(o.status, [(f.price, f.ts) for f in o.fills]) for o in reports.orders] == [
-        (OrderStatus.FILLED, [(price, minute(2))])
-    ]
-    assert status(broker, "l-1").status is OrderStatus.FILLED
+        reports = match(broker, second)
+        assert [(o.client_order_id, o.status, [(f.price, f.ts) for f in o.fills]) for o in reports.orders] == [
+            (f"l-{i}", OrderStatus.FILLED, [(price, minute(2))])
+        ], case
+        assert status(broker, f"l-{i}").status is OrderStatus.FILLED, case
 
 
-@pytest.mark.parametrize(
-    ("side", "stop", "bar", "touch"),
-    [
-        ("buy", 105, (103, 106, 102, 104), Decimal(105)),  # touched inside the bar: at the stop
-        ("buy", 105, (108, 109, 107, 108), Decimal(108)),  # gapped through: at the (worse) open
-        ("sell", 95, (97, 98, 94, 96), Decimal(95)),
-        ("sell", 95, (92, 93, 91, 92), Decimal(92)),
-    ],
-)
-def test_stop_orders_trigger_on_touch_and_fill_at_the_worse_of_open_and_stop_plus_slippage(
-    history: Bar, side: str, stop: int, bar: tuple[float, ...], touch: Decimal
-) -> None:
+STOP_CASES: list[tuple[str, int, tuple[float, float, float, float], Decimal]] = [
+    ("buy", 105, (103, 106, 102, 104), Decimal(105)),  # touched inside the bar: at the stop
+    ("buy", 105, (108, 109, 107, 108), Decimal(108)),  # gapped through: at the (worse) open
+    ("sell", 95, (97, 98, 94, 96), Decimal(95)),
+    ("sell", 95, (92, 93, 91, 92), Decimal(92)),
+]
+
+
+def test_stop_orders_trigger_on_touch_and_fill_at_the_worse_of_open_and_stop_plus_slippage(aws: object) -> None:
     broker = paper_broker(slippage_bps=Decimal(100), fee_rate=Decimal("0.01"))
-    broker.submit(paper_order("s-1", side=side, quantity=2, order_type="stop", stop=stop))
+    for i, (side, stop, bar, touch) in enumerate(STOP_CASES):
+        symbol, case = f"S{i}", f"case {i}"
+        store_bars(TENANT, ohlc(symbol, T0, 99, 101, 98, 100))
+        broker.submit(paper_order(f"s-{i}", side=side, quantity=2, order_type="stop", stop=stop, symbol=symbol))
 
-    # a bar that comes close but does not touch leaves it resting
-    near = (104.9, 104.99, 104, 104.5) if side == "buy" else (95.1, 96, 95.01, 95.5)
-    assert match(broker, ohlc(SYMBOL, minute(1), *near)).orders == []
-    assert status(broker, "s-1").status is OrderStatus.ACCEPTED
+        # a bar that comes close but does not touch leaves it resting
+        near = (104.9, 104.99, 104, 104.5) if side == "buy" else (95.1, 96, 95.01, 95.5)
+        assert match(broker, ohlc(symbol, minute(1), *near)).orders == [], case
+        assert status(broker, f"s-{i}").status is OrderStatus.ACCEPTED, case
 
-    reports = match(broker, ohlc(SYMBOL, minute(2), *bar))
-    expected = touch * Decimal("1.01") if side == "buy" else touch * Decimal("0.99")
-    assert len(reports.orders) == 1 and reports.orders[0].status is OrderStatus.FILLED
-    fill = reports.orders[0].fills[0]
-    assert (fill.price, fill.quantity, fill.fee) == (expected, Decimal(2), 2 * expected / 100)
+        reports = match(broker, ohlc(symbol, minute(2), *bar))
+        expected = touch * Decimal("1.01") if side == "buy" else touch * Decimal("0.99")
+        assert [o.status for o in reports.orders] == [OrderStatus.FILLED], case
+        fill = reports.orders[0].fills[0]
+        assert (fill.price, fill.quantity, fill.fee) == (expected, Decimal(2), 2 * expected / 100), case
 
 
 def test_stop_limit_stays_triggered_across_bars_then_fills_as_a_limit(history: Bar) -> None:
@@ -209,23 +208,25 @@ def test_stop_limit_stays_triggered_across_bars_then_fills_as_a_limit(history: B
     assert status(broker, "sl-2").status is OrderStatus.ACCEPTED and status(broker, "sl-2").fills == []
 
 
-@pytest.mark.parametrize(
-    ("side", "stop", "limit", "bar", "price"),
-    [
-        # triggered at 105 inside a bar that opened at 100: the order did not exist at 100
-        ("buy", 105, 106, (100, 107, 99, 106), Decimal(105)),
-        ("sell", 95, 94, (100, 101, 93, 94), Decimal(95)),
-        # gapped through the stop at the open: the open is the trigger price
-        ("buy", 105, 110, (108, 109, 107, 108), Decimal(108)),
-    ],
-)
-def test_stop_limit_never_fills_better_than_its_trigger_on_the_trigger_bar(
-    history: Bar, side: str, stop: int, limit: int, bar: tuple[float, ...], price: Decimal
-) -> None:
+STOP_LIMIT_TRIGGER_CASES: list[tuple[str, int, int, tuple[float, float, float, float], Decimal]] = [
+    # triggered at 105 inside a bar that opened at 100: the order did not exist at 100
+    ("buy", 105, 106, (100, 107, 99, 106), Decimal(105)),
+    ("sell", 95, 94, (100, 101, 93, 94), Decimal(95)),
+    # gapped through the stop at the open: the open is the trigger price
+    ("buy", 105, 110, (108, 109, 107, 108), Decimal(108)),
+    ("sell", 95, 90, (92, 93, 91, 92), Decimal(92)),
+]
+
+
+def test_stop_limit_never_fills_better_than_its_trigger_on_the_trigger_bar(aws: object) -> None:
     broker = paper_broker()
-    broker.submit(paper_order("sl-1", side=side, order_type="stop_limit", stop=stop, limit=limit))
-    reports = match(broker, ohlc(SYMBOL, minute(1), *bar))
-    assert [(o.status, o.fills[0].price) for o in reports.orders] == [(OrderStatus.FILLED, price)]
+    for i, (side, stop, limit, bar, price) in enumerate(STOP_LIMIT_TRIGGER_CASES):
+        symbol = f"T{i}"
+        store_bars(TENANT, ohlc(symbol, T0, 99, 101, 98, 100))
+        order = paper_order(f"sl-{i}", side=side, order_type="stop_limit", stop=stop, limit=limit, symbol=symbol)
+        broker.submit(order)
+        reports = match(broker, ohlc(symbol, minute(1), *bar))
+        assert [(o.status, o.fills[0].price) for o in reports.orders] == [(OrderStatus.FILLED, price)], f"case {i}"
 
 
 # -- time in force --------------------------------------------------------------------------------
@@ -443,7 +444,8 @@ def test_match_all_matches_only_the_tenants_orders_on_that_symbol(history: Bar) 
     mine = {a: paper_broker(account_id=a) for a in (ACCOUNT, "paper-2")}
     theirs = paper_broker(tenant="beta")  # same account id as ours
     mine[ACCOUNT].submit(paper_order("a-1", order_type="limit", limit=99))
-    mine["paper-2"].submit(paper_order("a-2", order_type="limit", limit=99, account_id="paper-2"))
+    # the same client order id in two accounts: each is matched (and reported) once, by its own account
+    mine["paper-2"].submit(paper_order("a-1", order_type="limit", limit=99, account_id="paper-2"))
     mine[ACCOUNT].submit(paper_order("a-3", order_type="limit", limit=99, symbol="ABC"))
     theirs.submit(paper_order("b-1", order_type="limit", limit=99, tenant="beta"))
 
@@ -456,7 +458,7 @@ def test_match_all_matches_only_the_tenants_orders_on_that_symbol(history: Bar) 
         lambda account_id, order: reported.append((account_id, order.client_order_id)),
     )
     assert changed == 2
-    assert sorted(reported) == [(ACCOUNT, "a-1"), ("paper-2", "a-2")]
+    assert sorted(reported) == [(ACCOUNT, "a-1"), ("paper-2", "a-1")]
     assert status(mine[ACCOUNT], "a-3").status is OrderStatus.ACCEPTED  # other symbol
     beta = status(theirs, "b-1")
     assert (beta.status, beta.fills) == (OrderStatus.ACCEPTED, [])  # other tenant

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tradeflow.storage.fills import FillRepository
+from tradeflow.storage.signals import SignalRepository
+
 from helpers import (
     T0,
     TENANT,
@@ -16,9 +19,6 @@ from helpers import (
     receive,
     scheduler_event,
 )
-
-from tradeflow.storage.fills import FillRepository
-from tradeflow.storage.signals import SignalRepository
 
 
 def test_signal_flows_to_a_fill(aws: object) -> None:

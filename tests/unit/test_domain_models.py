@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from tradeflow.domain import (
     Account,
     Bar,

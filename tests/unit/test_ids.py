@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from tradeflow.domain.ids import CLIENT_ORDER_ID_MAX, client_order_id, entry_id, event_id, fill_id, signal_id
 
 T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+
 from tradeflow.indicators import Cross, atr, atr_series, cross, sma, sma_series, true_ranges
 from tradeflow.marketdata import load_dataset
 

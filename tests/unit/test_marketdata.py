@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from tradeflow.domain.bars import Bar
 from tradeflow.marketdata import DATASETS, MarketDataError, dataset, load_bars_csv, load_dataset
 from tradeflow.marketdata.catalog import DATASETS_DIR

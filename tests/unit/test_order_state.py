@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tradeflow.domain import InvalidOrderTransition, Order, OrderSide, OrderStatus
 from tradeflow.domain.orders import TRANSITIONS, can_transition
 

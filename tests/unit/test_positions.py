@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tradeflow.domain import Fill, OrderSide, Position
 
 T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
 from tradeflow.domain import (
     Account,
     Deployment,

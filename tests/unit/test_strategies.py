@@ -10,6 +10,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from pydantic import BaseModel
+
 from tradeflow.domain import Bar, SignalAction
 from tradeflow.indicators import Cross, atr_series, cross, sma_series
 from tradeflow.marketdata import load_dataset

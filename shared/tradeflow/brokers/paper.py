@@ -140,16 +140,30 @@ class PaperBroker:
         return [_public(o) for o in self._orders() if not o.status.final]
 
     def positions(self) -> list[BrokerPosition]:
+        """Net quantity per symbol at its average entry price (average cost, fills in time order):
+        reducing a position keeps its average, crossing through zero starts a new one."""
+        fills = sorted(
+            (
+                (fill.ts, order.submitted_at, order.client_order_id, order, fill)
+                for order in self._orders()
+                for fill in order.fills
+            ),
+            key=lambda entry: entry[:3],
+        )
         books: dict[str, tuple[Decimal, Decimal]] = {}
-        for order in self._orders():
-            for fill in order.fills:
-                qty, cost = books.get(order.symbol, (Decimal(0), Decimal(0)))
-                signed = fill.quantity * order.side.sign
-                books[order.symbol] = (qty + signed, cost + signed * fill.price)
+        for *_, order, fill in fills:
+            qty, avg = books.get(order.symbol, (Decimal(0), Decimal(0)))
+            signed = fill.quantity * order.side.sign
+            new_qty = qty + signed
+            if new_qty == 0:
+                avg = Decimal(0)
+            elif qty == 0 or (qty > 0) == (signed > 0):
+                avg = (abs(qty) * avg + abs(signed) * fill.price) / abs(new_qty)
+            elif (new_qty > 0) != (qty > 0):
+                avg = fill.price
+            books[order.symbol] = (new_qty, avg)
         return [
-            BrokerPosition(symbol=s, quantity=q, average_price=tidy(c / q) if q else Decimal(0))
-            for s, (q, c) in sorted(books.items())
-            if q != 0
+            BrokerPosition(symbol=s, quantity=q, average_price=tidy(a)) for s, (q, a) in sorted(books.items()) if q != 0
         ]
 
     def account(self) -> BrokerAccount:
@@ -236,7 +250,13 @@ class PaperBroker:
             if triggered != order.triggered:
                 return order.model_copy(update={"triggered": True, "updated_at": bar.ts})
             return None
-        price = min(bar.open, limit) if buy else max(bar.open, limit)
+        start = bar.open
+        if triggered != order.triggered:
+            # Triggered inside this bar: the order only exists from the trigger price on, never at an
+            # earlier, better open.
+            assert order.stop_price is not None
+            start = max(bar.open, order.stop_price) if buy else min(bar.open, order.stop_price)
+        price = min(start, limit) if buy else max(start, limit)
         return self._fill(order.model_copy(update={"triggered": triggered}), price, bar.ts, iso(bar.ts))
 
     def _immediate_or_cancel(self, order: _Stored, last: Bar, now: datetime) -> _Stored:

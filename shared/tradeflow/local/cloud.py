@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ class LocalCloudConfig:
     demo_symbols: list[str] | None = None
     quiet_metrics: bool = True
     console: bool = False  # readable lines instead of the functions' JSON logs
+    seed: Callable[[datetime], None] | None = None  # creates accounts/deployments instead of the demo
     drain_seconds: float = 20.0
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -73,6 +75,8 @@ class LocalCloud:
             install_console()  # after the handlers' Powertools loggers exist
         origin = self.clock.start
         feeds = self.config.feeds
+        if self.config.seed is not None:
+            self.config.seed(origin)
         if self.config.demo:
             deployment = seed_demo(origin - timedelta(minutes=WARMUP_BARS + 1), self.config.demo_symbols)
             feeds = feeds or [f for f in demo_feeds() if f.symbol in deployment.symbols]
@@ -98,8 +102,9 @@ class LocalCloud:
             len(feeds or []),
         )
 
-    def tick(self) -> None:
-        """Publish the bars that have closed, then fire the schedules that are due, in time order."""
+    def tick(self, deadline: float | None = None) -> None:
+        """Publish the bars that have closed, then fire the schedules that are due, in time order
+        (stopping early once the wall-clock `deadline` has passed)."""
         assert self.scheduler is not None
         now = self.clock.now()
         if self.replay:
@@ -108,7 +113,7 @@ class LocalCloud:
             return
         self.scheduler.refresh(now)
         for at, schedule in self.scheduler.due(now):
-            if self.stop_event.is_set():
+            if self.stop_event.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 return
             if self.replay:
                 self.replay.publish_due(at)  # a late tick still sees exactly the bars closed by `at`
@@ -135,7 +140,7 @@ class LocalCloud:
                     self.scheduler.refresh(self.clock.now())
                 continue
             if self.clock.wait_until(upcoming, self.stop_event):
-                self.tick()
+                self.tick(deadline)
 
     def drain(self, timeout: float | None = None) -> bool:
         """Stop deciding, let the market run one more bar (so resting market orders fill), and wait

@@ -1,11 +1,18 @@
-"""moto's server, in this process, on 127.0.0.1."""
+"""moto's server, in this process, on 127.0.0.1.
+
+moto's own `ThreadedMotoServer` answers in HTTP/1.0, so every boto3 call opens a new TCP connection
+and the server starts a new thread for it. Serving the same moto application with an HTTP/1.1 request
+handler lets botocore keep its connections alive: about half the cost of each call here.
+"""
 
 from __future__ import annotations
 
 import socket
+import threading
 import urllib.request
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 
 def free_port() -> int:
@@ -14,10 +21,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _KeepAliveHandler(MotoRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No access log: one line per AWS call would drown everything else."""
+
+
 class MotoServer:
     def __init__(self, port: int = 5000) -> None:
         self.port = port or free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
@@ -29,10 +44,17 @@ class MotoServer:
                 raise RuntimeError(f"port {self.port} is in use: is another local cloud running? (use --aws-port)")
         except OSError:
             pass
-        self._server.start()
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=_KeepAliveHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def reset(self) -> None:
         """Drop every resource (moto's reset API): tests use it between cases."""

@@ -47,24 +47,45 @@ def next_fire(expression: str, after: datetime) -> datetime | None:
         elapsed = int((after - EPOCH).total_seconds())
         return EPOCH + timedelta(seconds=(elapsed // period + 1) * period)
     if expression.startswith("at(") and expression.endswith(")"):
-        moment = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC)
+        try:
+            moment = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC)
+        except ValueError as exc:
+            raise ExpressionError(f"{expression}: expected at(yyyy-mm-ddThh:mm:ss)") from exc
         return moment if moment > after else None
     if expression.startswith("cron(") and expression.endswith(")"):
         return _next_cron(expression[5:-1], after)
     raise ExpressionError(f"unsupported schedule expression {expression!r}")
 
 
-def _next_cron(body: str, after: datetime) -> datetime:
-    from croniter import croniter
+def _cron_day_of_week(field: str) -> str:
+    """AWS numbers days of the week 1-7 from Sunday, croniter 0-6. Only day numbers move: the `k` of
+    `n#k` (the k-th weekday n of the month) stays; AWS `nL` (the last weekday n) is croniter's `Ln`."""
+
+    def shift(match: re.Match[str]) -> str:
+        day = int(match.group())
+        if not 1 <= day <= 7:
+            raise ExpressionError(f"day of week {day}: AWS days of the week are 1-7 (SUN-SAT)")
+        return str(day - 1)
+
+    field = re.sub(r"(?<![#/\d])\d+", shift, field)
+    return re.sub(r"(?<![\w#/])(\d)L(?!\w)", r"L\1", field)
+
+
+def _next_cron(body: str, after: datetime) -> datetime | None:
+    from croniter import CroniterBadDateError, CroniterError, croniter
 
     fields = body.split()
     if len(fields) != 6:
         raise ExpressionError(f"cron({body}): AWS cron expressions have 6 fields")
-    minute, hour, dom, month, dow, _year = fields
-    # AWS numbers days of the week 1-7 from Sunday; cron numbers them 0-6.
-    dow = re.sub(r"\d", lambda m: str((int(m.group()) - 1) % 7), dow)
-    spec = " ".join(f.replace("?", "*") for f in (minute, hour, dom, month, dow))
-    found: datetime = croniter(spec, after.astimezone(UTC)).get_next(datetime)
+    minute, hour, dom, month, dow, year = fields
+    # croniter's 7-field form is: minute hour day month day-of-week second year
+    spec = " ".join(f.replace("?", "*") for f in (minute, hour, dom, month, _cron_day_of_week(dow), "0", year))
+    try:
+        found: datetime = croniter(spec, after.astimezone(UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        return None  # no such time any more (e.g. only in past years)
+    except (CroniterError, ValueError) as exc:
+        raise ExpressionError(f"cron({body}): {exc}") from exc
     return found.astimezone(UTC)
 
 

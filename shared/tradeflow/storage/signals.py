@@ -73,14 +73,14 @@ class SignalRepository:
         for i, (name, value) in enumerate((extra or {}).items()):
             values[f":x{i}"] = value
             sets.append(f"{name} = :x{i}")
+        condition = _not_final_condition(values)
         if expect is not None:
             allowed = []
             for i, o in enumerate(expect):
                 values[f":e{i}"] = o.value
                 allowed.append(f":e{i}")
-            condition = f"attribute_exists(pk) AND outcome IN ({', '.join(allowed)})"
-        else:
-            condition = _not_final_condition(values)
+            # `expect` narrows the allowed current outcomes; it never reopens a final one.
+            condition += f" AND outcome IN ({', '.join(allowed)})"
         return Write(
             "signals",
             "Update",

@@ -83,7 +83,12 @@ class StrategyService:
         except StrategyError as exc:
             return outcome("invalid_strategy", {"error": str(exc)})
 
-        bars = self.bars.latest(invocation.tenant_id, invocation.symbol, deployment.timeframe, now, strategy.warmup)
+        # Only bars that have closed by `now` (a bar's ts is its open): the bar opening at `now` is still
+        # forming, and a late retry of this schedule that saw it would decide differently.
+        frame = timedelta(seconds=TIMEFRAME_SECONDS.get(deployment.timeframe, 60))
+        bars = self.bars.latest(
+            invocation.tenant_id, invocation.symbol, deployment.timeframe, now - frame, strategy.warmup
+        )
         if len(bars) < strategy.warmup:
             return outcome("insufficient_data", {"bars": len(bars), "needed": strategy.warmup})
         last = bars[-1]

@@ -1,0 +1,30 @@
+"""`make bench` (python -m tradeflow.bench [--quick])."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tradeflow.bench")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, shorter pipeline run")
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--speed", type=float, default=60.0)
+    args = parser.parse_args()
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    from tradeflow.bench import cold_imports, handlers, pipeline
+
+    cold_imports.report(cold_imports.measure(3 if args.quick else 7))
+    handlers.report(handlers.measure(50 if args.quick else 200))
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO"  # the pipeline bench reads the functions' log records
+    seconds = 20.0 if args.quick else args.seconds
+    pipeline.report(pipeline.run(args.symbols, seconds, args.speed), args.speed)
+
+
+if __name__ == "__main__":
+    main()
