@@ -25,6 +25,7 @@ consumer = QueueConsumer("orders", logger, metrics, queues)
 
 def record_handler(record: SQSRecord) -> None:
     logger.thread_safe_clear_keys()
+    metrics.add_metric(name="OrderMessages", unit=MetricUnit.Count, value=1)
     message = consumer.parse(record, orders_message.validate_json)
     if message is None:
         return

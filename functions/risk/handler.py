@@ -23,6 +23,7 @@ consumer = QueueConsumer("signals", logger, metrics, queues)
 
 def record_handler(record: SQSRecord) -> None:
     logger.thread_safe_clear_keys()
+    metrics.add_metric(name="SignalMessages", unit=MetricUnit.Count, value=1)
     signal = consumer.parse(record, Signal.model_validate_json)
     if signal is None:
         return

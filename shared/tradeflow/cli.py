@@ -85,7 +85,10 @@ def local_up(args: argparse.Namespace) -> int:
 
     def on_signal(signum: int, frame: Any) -> None:
         nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: stop now, without waiting for in-flight work
+            raise KeyboardInterrupt
         interrupted = True
+        cloud.halt_schedules.set()
         cloud.stop_event.set()
 
     previous = signal.signal(signal.SIGINT, on_signal)
@@ -98,9 +101,14 @@ def local_up(args: argparse.Namespace) -> int:
             flush=True,
         )
         cloud.run()
-        if not interrupted:
+        if interrupted:
+            cloud.stop_event.clear()  # let the pollers finish what is in flight, briefly
+            print("stopping: finishing in-flight messages (Ctrl-C again to stop at once) ...", flush=True)
+            cloud.drain(timeout=5, market=False)
+        else:
             print("draining: no new decisions, waiting for in-flight orders ...", flush=True)
             cloud.drain()
+        cloud.stop_workers()
         summary = cloud.summary()
         _print_summary(summary)
         if tally is not None:
@@ -140,9 +148,17 @@ def invoke(args: argparse.Namespace) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"tradeflow invoke: cannot read event {args.event}: {exc}", file=sys.stderr)
         return 2
+    import contextlib
+    import logging
+
     use_local_cloud(args.aws_endpoint)
     lambdas = LocalLambdas([args.function])
-    result = lambdas.invoke(args.function, event)
+    # The function's logs and metrics go to stderr; stdout carries only its result (pipe it to jq).
+    for handler in logging.getLogger(f"tradeflow-{args.function}").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = lambdas.invoke(args.function, event)
     print(json.dumps(result, indent=2, default=str))
     return 0
 

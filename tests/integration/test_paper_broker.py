@@ -489,3 +489,25 @@ def test_paper_exchange_reports_one_update_per_changed_order_on_the_orders_queue
     # a bar that changes nothing sends nothing
     assert exchange.on_bar(TENANT, ohlc(SYMBOL, minute(2), 100, 101, 99, 100)) == []
     assert receive("orders") == []
+
+
+def test_an_order_arriving_late_fills_at_the_first_bar_after_its_decision_bar(history: Bar) -> None:
+    """Bars that closed while the order was in flight are matched at submission: the fill is the one
+    it would have had on time (replays fill the same however slow the pipeline is)."""
+    store_bars(TENANT, ohlc(SYMBOL, minute(1), 104, 106, 103, 105), ohlc(SYMBOL, minute(2), 108, 109, 107, 108))
+    # decided at T0 + 1 minute (bar T0 had just closed); arrives after two more bars were published
+    broker = paper_broker(fill_model="next_open")
+    order = broker.submit(paper_order("late-1", quantity=2))
+    assert order.status is OrderStatus.FILLED
+    assert [(f.price, f.ts) for f in order.fills] == [(Decimal(104), minute(1))]
+    # a sell limit that only the second later bar reaches fills there, at the better of open and limit
+    limit = broker.submit(paper_order("late-2", side="sell", order_type="limit", limit=108.5, quantity=1))
+    assert [(f.price, f.ts) for f in limit.fills] == [(Decimal("108.5"), minute(2))]
+
+
+def test_a_bar_still_forming_at_the_decision_time_is_not_the_reference(history: Bar) -> None:
+    """The bar opening at the decision time is not closed yet: it must not price the order."""
+    store_bars(TENANT, ohlc(SYMBOL, minute(1), 150, 151, 149, 150))
+    broker = paper_broker(fill_model="last_price")
+    order = broker.submit(paper_order("ref-1", quantity=1))
+    assert [f.price for f in order.fills] == [Decimal(100)]  # bar T0's close, not the forming bar's

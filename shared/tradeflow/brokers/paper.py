@@ -1,5 +1,9 @@
 """The paper broker: a deterministic simulated exchange with its own order book in DynamoDB.
 
+Orders are matched against the bars that follow the bar the decision was taken on (the last bar at
+the order's decision time): bars already published when the order arrives are matched at submission,
+later ones as they arrive.
+
 Fill model (per paper account, `broker_config`):
 - `fill_model="next_open"` (default): market orders rest until the next bar and fill at its open;
   `"last_price"`: market orders fill at once at the last bar's close.
@@ -38,6 +42,7 @@ from tradeflow.brokers.port import (
 )
 from tradeflow.domain import Bar, Order, OrderSide, OrderStatus, OrderType, TimeInForce
 from tradeflow.domain.base import Model
+from tradeflow.domain.timeframes import last_closed_open_time
 from tradeflow.domain.types import iso, tidy
 from tradeflow.storage.bars import BarRepository
 from tradeflow.storage.dynamo import ConditionFailed, DynamoTable, model_item
@@ -117,6 +122,14 @@ class PaperBroker:
             stored = self._fill(stored, self._slipped(last.close, order.side), now, "1")
         elif order.time_in_force is TimeInForce.IOC and order.order_type is not OrderType.MARKET:
             stored = self._immediate_or_cancel(stored, last, now)
+        else:
+            # Bars that closed while the order was on its way (a slow pipeline, a replay running
+            # ahead of the decisions) are matched at once, in order: the order gets the fill it would
+            # have had on time, so a replay fills identically however fast the machine is.
+            for bar in self.bars.after(self.tenant_id, order.symbol, self.config.timeframe, last.ts, 500):
+                if stored.status.final:
+                    break
+                stored = self._against(stored, bar) or stored
         if not self.table.put_new(self._item(stored)):
             raise DuplicateClientOrderId(f"client order id {order.client_order_id} already used")
         return _public(stored)
@@ -349,7 +362,9 @@ class PaperBroker:
         return cash
 
     def _last_bar(self, symbol: str, now: datetime) -> Bar | None:
-        found = self.bars.latest(self.tenant_id, symbol, self.config.timeframe, now, 1)
+        """The last bar that had closed by `now` (a bar's ts is its open time)."""
+        until = last_closed_open_time(now, self.config.timeframe)
+        found = self.bars.latest(self.tenant_id, symbol, self.config.timeframe, until, 1)
         return found[-1] if found else None
 
 

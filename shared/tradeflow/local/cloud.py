@@ -142,12 +142,12 @@ class LocalCloud:
             if self.clock.wait_until(upcoming, self.stop_event):
                 self.tick(deadline)
 
-    def drain(self, timeout: float | None = None) -> bool:
-        """Stop deciding, let the market run one more bar (so resting market orders fill), and wait
-        until every queue is empty and every poller idle. True when fully drained."""
+    def drain(self, timeout: float | None = None, market: bool = True) -> bool:
+        """Stop deciding, let the market run one more bar (so resting market orders fill; `market`),
+        and wait until every queue is empty and every poller idle. True when fully drained."""
         self.halt_schedules.set()
         limit = time.monotonic() + (timeout if timeout is not None else self.config.drain_seconds)
-        if self.replay:
+        if self.replay and market:
             target = self.clock.now() + self.replay.interval
             while self.clock.now() < target and time.monotonic() < limit:
                 self.stop_event.wait(0.05)
@@ -180,10 +180,14 @@ class LocalCloud:
     def summary(self) -> Summary:
         return summarize()
 
-    def shutdown(self) -> None:
+    def stop_workers(self) -> None:
+        """Stop the clock and the pollers (in-flight invocations finish); moto keeps serving."""
         self.stop_event.set()
         for thread in self.threads:
-            thread.join(timeout=5)
+            thread.join(timeout=10)
+
+    def shutdown(self) -> None:
+        self.stop_workers()
         self.server.stop()
 
 
