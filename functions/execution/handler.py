@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tradeflow.brokers.factory import broker_for
-from tradeflow.domain import OrderIntent, SignalOutcome
+from tradeflow.domain import OrderIntent
 from tradeflow.execution.messages import orders_message
 from tradeflow.execution.service import ExecutionService
 from tradeflow.messaging.sqs import SqsQueues
@@ -35,9 +35,7 @@ def record_handler(record: SQSRecord) -> None:
 
         def on_failure(reason: str, final: bool) -> None:
             if final:
-                service.signals.set_outcome(
-                    intent.tenant_id, intent.signal_id, SignalOutcome.DEAD_LETTERED, intent.decided_at, reason=reason
-                )
+                service.abandon(intent, reason)
             else:
                 service.signals.note_error(intent.tenant_id, intent.signal_id, reason)
 

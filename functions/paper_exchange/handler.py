@@ -22,6 +22,7 @@ exchange = PaperExchange(queues)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
+    metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=1)
     if record.event_name is None or record.event_name.name != "INSERT" or record.dynamodb is None:
         return  # bar corrections (MODIFY) and TTL deletions do not trade
     image = record.dynamodb.new_image

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tradeflow.domain import Signal, SignalOutcome
+from tradeflow.domain import Signal
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.risk.service import RiskService
 from tradeflow.runtime.observability import observability
@@ -31,9 +31,7 @@ def record_handler(record: SQSRecord) -> None:
 
     def on_failure(reason: str, final: bool) -> None:
         if final:
-            service.signals.set_outcome(
-                signal.tenant_id, signal.signal_id, SignalOutcome.DEAD_LETTERED, signal.generated_at, reason=reason
-            )
+            service.dead_letter(signal, reason)
         else:
             service.signals.note_error(signal.tenant_id, signal.signal_id, reason)
 

@@ -82,6 +82,7 @@ class Script:
         self.submits = 0  # submit calls we made
         self.reached = 0  # submits that reached the real broker
         self.lookups = 0
+        self.lookups_fail = False  # the broker cannot be reached for lookups either
 
     def __call__(self, account: Account, now: datetime) -> Broker:
         return ScriptedBroker(broker_for(account, now), self)
@@ -112,6 +113,8 @@ class ScriptedBroker:
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         self.script.lookups += 1
+        if self.script.lookups_fail:
+            raise BrokerUnavailable("connection refused")
         return self.inner.get_order_by_client_id(client_order_id)
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
@@ -563,3 +566,47 @@ def test_a_poison_orders_message_is_dead_lettered_and_does_not_block_the_batch(a
     assert all(r.startswith("invalid orders message") for r in dead.values())
     assert "client_order_id" in dead[poison[1]["Body"]]
     assert "kind" in dead[poison[2]["Body"]] or "discriminator" in dead[poison[2]["Body"]]
+
+
+def test_a_dead_lettered_intent_gives_back_its_reservation(aws: object, use_broker: Any) -> None:
+    desk()
+    use_broker(Script(*["unavailable"] * 10))
+    sig = make_signal("GOOG", "buy")
+    approve(sig)
+    intent = OrderIntent.model_validate(signal_record(sig).intent)
+    for count in range(1, QUEUES["orders"].max_receive_count + 1):
+        execute(fake_message(intent.model_dump_json(), intent.group_id, "m-1", receive_count=count))
+    assert signal_record(sig).outcome is SignalOutcome.DEAD_LETTERED
+    assert broker_order_count() == 0
+
+    sell = make_signal("GOOG", "sell", at=T0 + timedelta(minutes=5))
+    emit(sell)
+    deliver("risk", "signals", receive("signals"))
+
+    assert signal_record(sell).outcome is SignalOutcome.REJECTED  # nothing is held
+    assert pending() == {}
+    assert order_of(sig).status is OrderStatus.REJECTED
+    assert (order_of(sig).reject_reason or "").startswith("never reached the broker: RetryLater")
+    assert_all_signals_final()
+    assert_books_consistent()
+
+
+def test_a_dead_lettered_intent_the_broker_cannot_be_asked_about_keeps_its_reservation(
+    aws: object, use_broker: Any
+) -> None:
+    """The order may exist at the broker: releasing its exposure could let risk over-commit, so it
+    stays reserved (and the order open) for the broker's updates or an operator to settle."""
+    desk()
+    script = use_broker(Script("timeout_before"))
+    sig = make_signal("GOOG", "buy")
+    approve(sig)
+    intent = OrderIntent.model_validate(signal_record(sig).intent)
+    script.lookups_fail = True
+    last = QUEUES["orders"].max_receive_count
+
+    result = execute(fake_message(intent.model_dump_json(), intent.group_id, "m-1", receive_count=last))
+
+    assert failed_ids(result) == ["m-1"]
+    assert signal_record(sig).outcome is SignalOutcome.DEAD_LETTERED
+    assert order_of(sig).status is OrderStatus.NEW
+    assert pending()["GOOG"].quantity == Decimal(10)

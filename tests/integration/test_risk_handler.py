@@ -28,7 +28,7 @@ from tradeflow.domain.accounts import PendingExposure
 from tradeflow.domain.controls import GLOBAL_TENANT
 from tradeflow.domain.ids import client_order_id
 from tradeflow.messaging.sqs import SqsQueues
-from tradeflow.risk import service as risk_module
+from tradeflow.risk import engine
 from tradeflow.risk.service import RiskService
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.audit import AuditRepository
@@ -131,7 +131,7 @@ def test_dying_between_the_commit_and_the_send_resends_the_same_intent(
     desk: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service: RiskService = handler_globals("risk")["service"]
-    monkeypatch.setattr(service.queue, "send", flaky(1, service.queue.send))
+    monkeypatch.setattr(service.queue, "send", flaky(1, service.queue.send, "sqs"))
     sig = make_signal("GOOG", "buy")
 
     first = decide(sig)  # the reservation commits, then sending the intent fails
@@ -340,14 +340,14 @@ def test_poison_keeps_its_group_on_the_dead_letter_queue(desk: None) -> None:
     assert dead["Attributes"]["MessageGroupId"] == "acme#paper-1#ZZZ"
 
 
-def flaky(times: int, original: Callable[..., Any]) -> Callable[..., Any]:
-    """`original`, failing the first `times` calls as a throttled or unreachable DynamoDB would."""
+def flaky(times: int, original: Callable[..., Any], service: str = "dynamodb") -> Callable[..., Any]:
+    """`original`, failing the first `times` calls as an unreachable AWS service would."""
     calls = {"n": 0}
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] <= times:
-            raise ConnectionError("dynamodb unreachable")
+            raise ConnectionError(f"{service} unreachable")
         return original(*args, **kwargs)
 
     return wrapped
@@ -433,30 +433,53 @@ def test_a_dead_lettered_signal_stays_dead_lettered(desk: None) -> None:
 
     assert handler("risk")({"Records": [_record(sig, "m-late")]}, Context()) == {"batchItemFailures": []}
 
-    assert outcome(sig).outcome is SignalOutcome.DEAD_LETTERED
+    record = outcome(sig)
+    assert record.outcome is SignalOutcome.DEAD_LETTERED and record.reason == "gave up"
     assert receive("orders") == []
     assert pending() == {}
 
 
+def test_dead_lettering_an_approved_signal_releases_its_reservation(
+    desk: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service: RiskService = handler_globals("risk")["service"]
+    monkeypatch.setattr(service.queue, "send", flaky(100, service.queue.send, "sqs"))
+    sig = make_signal("GOOG", "buy")
+    SignalRepository().record_new(sig)
+    last = QUEUES["signals"].max_receive_count
+    for count in range(1, last + 1):
+        handler("risk")({"Records": [_record(sig, "m-1", receive_count=count)]}, Context())
+
+    record = outcome(sig)
+    assert record.outcome is SignalOutcome.DEAD_LETTERED
+    assert record.reason == "ConnectionError: sqs unreachable"
+    assert receive("orders") == []
+    assert pending() == {}  # the intent was never sent: its reservation is given back
+    acct = AccountRepository().get(TENANT, ACCOUNT)
+    assert acct is not None and acct.cash == Decimal(100_000)
+
+    sell = make_signal("GOOG", "sell", at=T0 + timedelta(minutes=5))
+    decide(sell)
+    assert outcome(sell).outcome is SignalOutcome.REJECTED  # nothing is held, nothing to sell
+
+
+def test_the_last_delivery_does_not_dead_letter_a_signal_execution_already_owns(
+    desk: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service: RiskService = handler_globals("risk")["service"]
+    sig = make_signal("GOOG", "buy")
+    SignalRepository().record_new(sig)
+    SignalRepository().set_outcome(TENANT, sig.signal_id, SignalOutcome.ORDERED, T0, reason="order accepted")
+    monkeypatch.setattr(service.signals, "get", flaky(1, service.signals.get))
+    last = QUEUES["signals"].max_receive_count
+
+    result = handler("risk")({"Records": [_record(sig, "m-1", receive_count=last)]}, Context())
+
+    assert failed_ids(result) == ["m-1"]
+    assert outcome(sig).outcome is SignalOutcome.ORDERED  # the order's fill will decide its outcome
+
+
 # -- concurrency -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def atomic_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's TransactWriteItems is not atomic under concurrent requests (it checks and writes item by
-    item, and rolls a failed transaction back by restoring a snapshot of the whole table, which can
-    erase a concurrent transaction's writes). DynamoDB's transactions are serializable: make moto's
-    so, so that what this test observes is our conditions at work, not moto's races."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def serialized(self: Any, transact_items: Any) -> None:
-        with lock:
-            original(self, transact_items)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", serialized)
 
 
 @pytest.fixture
@@ -465,7 +488,7 @@ def lockstep(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Barrier]:
     reading of the account before either commits, the race the `risk_seq` condition must settle."""
     barrier = threading.Barrier(2, timeout=10)
     seen = threading.local()
-    decide_ = risk_module.decide
+    decide_ = engine.decide
 
     def in_lockstep(*args: Any, **kwargs: Any) -> Any:
         decision = decide_(*args, **kwargs)
@@ -474,7 +497,7 @@ def lockstep(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Barrier]:
             barrier.wait()
         return decision
 
-    monkeypatch.setattr(risk_module, "decide", in_lockstep)
+    monkeypatch.setattr("tradeflow.risk.service.decide", in_lockstep)  # the name the service calls
     yield barrier
 
 
@@ -511,7 +534,7 @@ def emit_journal_only(sig: Signal) -> None:
     ids=["max_open_positions", "max_gross_exposure"],
 )
 def test_concurrent_decisions_cannot_jointly_breach_an_account_limit(
-    aws: object, atomic_transactions: None, lockstep: threading.Barrier, limit: dict[str, Any]
+    aws: object, lockstep: threading.Barrier, limit: dict[str, Any]
 ) -> None:
     for round_ in range(3):
         account_id = f"race-{round_}"

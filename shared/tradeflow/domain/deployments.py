@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from tradeflow.domain.base import Model
+from tradeflow.domain.timeframes import duration
 from tradeflow.domain.types import Money, Quantity, ResourceId, Symbol, TenantId, UtcDatetime
 
 
@@ -86,6 +87,12 @@ class Deployment(Model):
         if len(set(symbols)) != len(symbols):
             raise ValueError("symbols must be unique")
         return symbols
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, value: str) -> str:
+        duration(value)  # raises, naming the known ones
+        return value
 
     @field_validator("schedule")
     @classmethod

@@ -69,7 +69,7 @@ class Evaluation(Model):
     deployment_id: ResourceId
     symbol: Symbol
     evaluated_at: UtcDatetime  # the schedule's scheduled time: "now" for this evaluation
-    bar_time: UtcDatetime | None
+    bar_time: UtcDatetime | None = None  # None when no bar was read (unknown deployment, no data ...)
     action: SignalAction
     status: str = "ok"  # ok | insufficient_data | stale_data | inactive | unknown_symbol
     signal_id: str | None = None

@@ -119,6 +119,27 @@ class ExecutionService:
             return ExecutionResult(order.client_order_id, "rejected", closed, detail=str(broker_order))
         return self._sync(order, broker_order, status)
 
+    def abandon(self, intent: OrderIntent, reason: str) -> None:
+        """The last delivery of `intent` failed: its signal ends dead-lettered. An order that provably
+        never reached the broker (still `new` in our ledger, unknown to the broker) is closed as
+        rejected, which gives its reservation back; left behind, the phantom exposure would read as a
+        position (a later SELL would be approved for shares the account does not hold). An order the
+        broker has, or may have, stays open for the broker's updates to settle."""
+        order = self.books.orders.get(intent.tenant_id, intent.client_order_id)
+        if order is not None and order.status is OrderStatus.NEW:
+            try:
+                broker = self.broker_for(self._account(intent.tenant_id, intent.account_id), intent.decided_at)
+                unknown = broker.get_order_by_client_id(order.client_order_id) is None
+            except Exception:  # the broker cannot tell us: the order may exist, keep its reservation
+                unknown = False
+            if unknown:
+                self.books.close_order(
+                    order, OrderStatus.REJECTED, intent.decided_at, ACTOR, f"never reached the broker: {reason}"
+                )
+        self.signals.set_outcome(
+            intent.tenant_id, intent.signal_id, SignalOutcome.DEAD_LETTERED, intent.decided_at, reason=reason
+        )
+
     def apply_update(self, tenant_id: str, account_id: str, broker_order: BrokerOrder) -> ExecutionResult:
         order = self.books.orders.get(tenant_id, broker_order.client_order_id)
         if order is None or order.account_id != account_id:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import urllib.request
+from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -19,6 +20,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cache_module_list() -> None:
+    """moto re-lists its own package folder (~130 directories, a stat each) on every request to
+    route it; the list cannot change while the process runs, so compute it once."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_tradeflow_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def cached() -> tuple[str, ...]:
+        return modules
+
+    cached._tradeflow_cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = cached
+
+
+class _SerializedDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time.
+
+    DynamoDB makes each conditional write atomic and transactions serializable; moto checks conditions
+    and writes item by item without a lock, and rolls a cancelled transaction back by restoring a
+    snapshot of the whole table, which can erase another request's committed writes. The local cloud
+    runs handlers on several threads, so it serialises DynamoDB requests to keep DynamoDB's guarantees
+    (the GIL serialises moto's pure-Python work anyway: this costs next to nothing)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            with self.lock:
+                return list(self.app(environ, start_response))  # the whole response under the lock
+        return self.app(environ, start_response)
 
 
 class _KeepAliveHandler(MotoRequestHandler):
@@ -44,7 +81,8 @@ class MotoServer:
                 raise RuntimeError(f"port {self.port} is in use: is another local cloud running? (use --aws-port)")
         except OSError:
             pass
-        app = DomainDispatcherApplication(create_backend_app)
+        _cache_module_list()
+        app = _SerializedDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=_KeepAliveHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from tradeflow.domain import Account, OrderIntent, OrderType, Signal, SignalOutcome, TimeInForce
 from tradeflow.domain.accounts import PendingExposure
@@ -166,5 +167,64 @@ class RiskService:
             return RiskResult(signal.signal_id, "rejected", reason=reason)
         return RiskResult(signal.signal_id, "duplicate", reason="decided by a concurrent delivery")
 
+    def dead_letter(self, signal: Signal, reason: str) -> None:
+        """The last delivery failed: the signal ends dead-lettered. If it had been approved, its intent
+        was never sent (sending is the last step of a successful attempt), so the reservation is given
+        back in the same transaction; left behind, the phantom exposure would read as a position (a
+        later SELL would be approved for shares the account does not hold)."""
+        now = signal.generated_at
+        for attempt in range(MAX_ATTEMPTS):
+            record = self.signals.get(signal.tenant_id, signal.signal_id)
+            if record is None or record.outcome.final:
+                return
+            if record.outcome is not SignalOutcome.APPROVED or record.intent is None:
+                # (an ORDERED signal is past risk: execution owns its outcome)
+                self.signals.set_outcome(
+                    signal.tenant_id,
+                    signal.signal_id,
+                    SignalOutcome.DEAD_LETTERED,
+                    now,
+                    reason=reason,
+                    expect=[SignalOutcome.PENDING],
+                )
+                return
+            intent = OrderIntent.model_validate(record.intent)
+            account = self.accounts.get(signal.tenant_id, signal.account_id)
+            writes = [
+                self.signals.outcome_write(
+                    signal.tenant_id,
+                    signal.signal_id,
+                    SignalOutcome.DEAD_LETTERED,
+                    now,
+                    reason=reason,
+                    expect=[SignalOutcome.APPROVED],
+                )
+            ]
+            if account is not None:
+                writes.append(self.accounts.replace_write(_unreserve(account, intent, now), account.risk_seq))
+            try:
+                transact(writes)
+            except TransactionConflict:
+                backoff(attempt)
+                continue
+            return
+        raise RiskContention(f"signal {signal.signal_id}: could not record its dead-lettered outcome")
+
     def _send(self, intent: OrderIntent) -> None:
         self.queue.send("orders", intent.model_dump_json(), intent.group_id, intent.client_order_id)
+
+
+def _unreserve(account: Account, intent: OrderIntent, now: datetime) -> Account:
+    """The account with the reservation `_approve` made for `intent` taken back."""
+    pending = dict(account.pending)
+    current = pending.get(intent.symbol, PendingExposure())
+    left = PendingExposure(
+        quantity=current.quantity - intent.quantity * intent.side.sign,
+        notional=max(current.notional - intent.reserved_notional, Decimal(0)),
+        opens=max(current.opens - (1 if intent.opens else 0), 0),
+    )
+    if left.quantity == 0 and left.notional == 0 and left.opens == 0:
+        pending.pop(intent.symbol, None)
+    else:
+        pending[intent.symbol] = left
+    return account.model_copy(update={"pending": pending, "updated_at": now})

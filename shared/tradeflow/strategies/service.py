@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field
 from tradeflow.domain import DeploymentStatus, Evaluation, Signal, SignalAction
 from tradeflow.domain.base import Model
 from tradeflow.domain.ids import signal_id
+from tradeflow.domain.timeframes import TIMEFRAME_SECONDS, last_closed_open_time
 from tradeflow.domain.types import ResourceId, Symbol, TenantId, UtcDatetime
 from tradeflow.messaging.sqs import MessageQueue
 from tradeflow.storage.bars import BarRepository
@@ -24,8 +25,6 @@ from tradeflow.storage.deployments import DeploymentRepository
 from tradeflow.storage.evaluations import EvaluationRepository
 from tradeflow.storage.signals import SignalRepository
 from tradeflow.strategies import StrategyError, create
-
-TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400, "1mo": 31 * 86400}
 
 
 class ScheduledInvocation(Model):
@@ -85,14 +84,17 @@ class StrategyService:
 
         # Only bars that have closed by `now` (a bar's ts is its open): the bar opening at `now` is still
         # forming, and a late retry of this schedule that saw it would decide differently.
-        frame = timedelta(seconds=TIMEFRAME_SECONDS.get(deployment.timeframe, 60))
         bars = self.bars.latest(
-            invocation.tenant_id, invocation.symbol, deployment.timeframe, now - frame, strategy.warmup
+            invocation.tenant_id,
+            invocation.symbol,
+            deployment.timeframe,
+            last_closed_open_time(now, deployment.timeframe),
+            strategy.warmup,
         )
         if len(bars) < strategy.warmup:
             return outcome("insufficient_data", {"bars": len(bars), "needed": strategy.warmup})
         last = bars[-1]
-        max_age = deployment.max_bar_age_seconds or 3 * TIMEFRAME_SECONDS.get(deployment.timeframe, 60)
+        max_age = deployment.max_bar_age_seconds or 3 * TIMEFRAME_SECONDS[deployment.timeframe]
         if now - last.ts > timedelta(seconds=max_age):
             return outcome("stale_data", {"last_bar": last.ts.isoformat(), "max_age_seconds": max_age}, last.ts)
 
