@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -32,19 +31,16 @@ def record_handler(record: SQSRecord) -> None:
     if isinstance(message, OrderIntent):
         intent = message
         logger.thread_safe_append_keys(correlation_id=intent.signal_id, tenant_id=intent.tenant_id)
-
-        def on_failure(reason: str, final: bool) -> None:
-            if final:
-                service.abandon(intent, reason)
-            else:
-                service.signals.note_error(intent.tenant_id, intent.signal_id, reason)
-
-        with consumer.attempt(record, on_failure):
+        with consumer.attempt(
+            record,
+            on_final=lambda reason: service.abandon(intent, reason),
+            on_retry=lambda reason: service.signals.note_error(intent.tenant_id, intent.signal_id, reason),
+        ):
             result = service.execute(intent)
     else:
         update = message
         logger.thread_safe_append_keys(tenant_id=update.tenant_id, client_order_id=update.order.client_order_id)
-        with consumer.attempt(record, lambda reason, final: None):
+        with consumer.attempt(record):
             result = service.apply_update(update.tenant_id, update.account_id, update.order)
         if result.order is not None and result.order.signal_id:
             logger.thread_safe_append_keys(correlation_id=result.order.signal_id)
@@ -86,10 +82,4 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-    # Report failed records even when every record of the batch failed: raising instead would turn a
-    # routine retry (one transient failure in a one-message batch) into a Lambda invocation error.
-    processor.raise_on_entire_batch_failure = False
-    return dict(
-        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    )
+    return consumer.process(event, context, record_handler)

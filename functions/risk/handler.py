@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -29,13 +28,11 @@ def record_handler(record: SQSRecord) -> None:
         return
     logger.thread_safe_append_keys(correlation_id=signal.signal_id, tenant_id=signal.tenant_id)
 
-    def on_failure(reason: str, final: bool) -> None:
-        if final:
-            service.dead_letter(signal, reason)
-        else:
-            service.signals.note_error(signal.tenant_id, signal.signal_id, reason)
-
-    with consumer.attempt(record, on_failure):
+    with consumer.attempt(
+        record,
+        on_final=lambda reason: service.dead_letter(signal, reason),
+        on_retry=lambda reason: service.signals.note_error(signal.tenant_id, signal.signal_id, reason),
+    ):
         result = service.assess(signal)
     metrics.add_metric(name=f"Risk{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
     intent = result.intent
@@ -58,11 +55,4 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # One processor per invocation: it holds the batch's state.
-    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-    # Report failed records even when every record of the batch failed: raising instead would turn a
-    # routine retry (one transient failure in a one-message batch) into a Lambda invocation error.
-    processor.raise_on_entire_batch_failure = False
-    return dict(
-        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    )
+    return consumer.process(event, context, record_handler)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from tradeflow.catalogue import QUEUES
@@ -67,18 +69,39 @@ class QueueConsumer:
         return int(record.attributes.approximate_receive_count or "1") >= self.spec.max_receive_count
 
     @contextmanager
-    def attempt(self, record: SQSRecord, on_failure: Callable[[str, bool], None]) -> Iterator[None]:
-        """Run the business logic; on an exception call `on_failure(reason, final)` and re-raise."""
+    def attempt(
+        self,
+        record: SQSRecord,
+        on_final: Callable[[str], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> Iterator[None]:
+        """Run the business logic; on an exception call `on_final(reason)` on the last delivery or
+        `on_retry(reason)` before it, then re-raise so the record is reported as failed."""
         try:
             yield
         except Exception as exc:
             final = self.final_attempt(record)
             reason = f"{type(exc).__name__}: {exc}"
             try:
-                on_failure(reason, final)
+                callback = on_final if final else on_retry
+                if callback is not None:
+                    callback(reason)
             finally:
                 self.logger.warning(
                     "attempt failed", extra={"event": "attempt_failed", "reason": reason, "final": final}
                 )
                 self.metrics.add_metric(name="ProcessingFailures", unit=MetricUnit.Count, value=1)
             raise
+
+    def process(
+        self, event: dict[str, Any], context: LambdaContext, record_handler: Callable[[SQSRecord], None]
+    ) -> dict[str, Any]:
+        """Run a FIFO batch: a failed record fails the rest of its message group only (order within a
+        group is kept), and failures come back as `batchItemFailures`."""
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)  # one per invocation: it holds state
+        # Report failed records even when every record of the batch failed: raising instead would turn a
+        # routine retry (one transient failure in a one-message batch) into a Lambda invocation error.
+        processor.raise_on_entire_batch_failure = False
+        return dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )

@@ -163,33 +163,6 @@ class DynamoTable:
         filter_expression: str | None = None,
         names: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        return list(
-            self.iter_query(
-                partition,
-                index=index,
-                sk_condition=sk_condition,
-                values=values,
-                forward=forward,
-                limit=limit,
-                consistent=consistent,
-                filter_expression=filter_expression,
-                names=names,
-            )
-        )
-
-    def iter_query(
-        self,
-        partition: str,
-        *,
-        index: str | None = None,
-        sk_condition: str | None = None,
-        values: Mapping[str, Any] | None = None,
-        forward: bool = True,
-        limit: int | None = None,
-        consistent: bool = True,
-        filter_expression: str | None = None,
-        names: Mapping[str, str] | None = None,
-    ) -> Iterator[dict[str, Any]]:
         if index:
             spec = next(i for i in self.spec.indexes if i.name == index)
             pk_name, sk_name = spec.partition_key, spec.sort_key
@@ -214,19 +187,15 @@ class DynamoTable:
             kwargs["FilterExpression"] = filter_expression
         if not sk_condition:
             kwargs["ExpressionAttributeNames"].pop("#sk", None)
-        returned = 0
+        found: list[dict[str, Any]] = []
         while True:
             if limit is not None:
-                kwargs["Limit"] = limit - returned
+                kwargs["Limit"] = limit - len(found)
             out = client("dynamodb").query(**kwargs)
-            for raw in out.get("Items", []):
-                yield deserialize(raw)
-                returned += 1
-                if limit is not None and returned >= limit:
-                    return
+            found.extend(deserialize(raw) for raw in out.get("Items", []))
             last = out.get("LastEvaluatedKey")
-            if not last:
-                return
+            if not last or (limit is not None and len(found) >= limit):
+                return found[:limit] if limit is not None else found
             kwargs["ExclusiveStartKey"] = last
 
     def scan(self) -> Iterator[dict[str, Any]]:
