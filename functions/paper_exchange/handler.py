@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from tradeflow.brokers.paper_exchange import PaperExchange
 from tradeflow.domain import Bar
+from tradeflow.domain.validation import describe
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.observability import observability
-from tradeflow.runtime.queue_consumer import describe
 
 logger, tracer, metrics = observability("paper_exchange")
 queues = SqsQueues()

@@ -8,9 +8,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from tradeflow.domain.validation import describe
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.observability import observability
-from tradeflow.runtime.queue_consumer import describe
 from tradeflow.strategies.service import ScheduledInvocation, StrategyService
 
 logger, tracer, metrics = observability("strategy")

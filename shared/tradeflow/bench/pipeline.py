@@ -107,6 +107,7 @@ def run(symbols: int = 100, seconds: float = 60.0, speed: float = 60.0) -> Pipel
         for name in FUNCTION_LOGGERS:
             logger = logging.getLogger(name)
             logger.handlers = [timeline]
+            logger.setLevel(logging.INFO)  # the signal and fill records are INFO
             logger.propagate = False
         started = time.monotonic()
         cloud.config.duration = seconds

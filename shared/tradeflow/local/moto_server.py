@@ -15,6 +15,8 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from tradeflow.local import moto_transactions
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -82,6 +84,7 @@ class MotoServer:
         except OSError:
             pass
         _cache_module_list()
+        moto_transactions.install()
         app = _SerializedDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=_KeepAliveHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)

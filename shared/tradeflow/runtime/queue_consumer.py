@@ -23,18 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from tradeflow.catalogue import QUEUES
+from tradeflow.domain.validation import describe
 from tradeflow.messaging.sqs import MessageQueue
 
 T = TypeVar("T")
-
-
-def describe(error: ValidationError) -> str:
-    """'field: problem' for each error: the reason names the field."""
-    parts = []
-    for e in error.errors()[:5]:
-        where = ".".join(str(p) for p in e["loc"]) or "message"
-        parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
 
 
 class QueueConsumer:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tradeflow.domain import Bar, SignalAction
 from tradeflow.domain.base import Model
+from tradeflow.domain.validation import describe
 
 
 class Decision(Model):
@@ -72,7 +73,5 @@ def create(name: str, params: dict[str, Any] | None = None) -> Strategy:
     try:
         parsed = cls.Params.model_validate(params or {})
     except ValidationError as exc:
-        # A model-level error (e.g. fast >= slow) has an empty location: name it `params`, not `params.`.
-        problems = "; ".join(f"{'.'.join(['params', *map(str, e['loc'])])}: {e['msg']}" for e in exc.errors())
-        raise StrategyError(f"invalid parameters for '{name}': {problems}") from exc
+        raise StrategyError(f"invalid parameters for '{name}': {describe(exc, root='params', limit=20)}") from exc
     return cls(parsed)
