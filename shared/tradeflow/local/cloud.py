@@ -103,21 +103,23 @@ class LocalCloud:
         )
 
     def tick(self, deadline: float | None = None) -> None:
-        """Publish the bars that have closed, then fire the schedules that are due, in time order
-        (stopping early once the wall-clock `deadline` has passed)."""
+        """Fire the schedules that are due, in time order, each after publishing exactly the bars
+        closed by its time; then the bars closed by now. The market never runs ahead of schedules
+        that are late (an overloaded machine slows the replay down instead of skipping bars), and a
+        late evaluation sees what it would have seen on time. Stops early once the wall-clock
+        `deadline` has passed."""
         assert self.scheduler is not None
         now = self.clock.now()
+        if not self.halt_schedules.is_set():
+            self.scheduler.refresh(now)
+            for at, schedule in self.scheduler.due(now):
+                if self.stop_event.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                    return
+                if self.replay:
+                    self.replay.publish_due(at)
+                self.scheduler.fire(at, schedule)
         if self.replay:
-            self.replay.publish_due(now)
-        if self.halt_schedules.is_set():
-            return
-        self.scheduler.refresh(now)
-        for at, schedule in self.scheduler.due(now):
-            if self.stop_event.is_set() or (deadline is not None and time.monotonic() >= deadline):
-                return
-            if self.replay:
-                self.replay.publish_due(at)  # a late tick still sees exactly the bars closed by `at`
-            self.scheduler.fire(at, schedule)
+            self.replay.publish_due(self.clock.now() if self.halt_schedules.is_set() else now)
 
     def next_event(self) -> datetime | None:
         assert self.scheduler is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from tradeflow.catalogue import FUNCTIONS, QUEUES
@@ -70,6 +71,7 @@ class SqsPoller(threading.Thread):
     def run(self) -> None:
         sqs = client("sqs")
         while not self.stop_event.is_set():
+            started = time.monotonic()
             try:
                 response = sqs.receive_message(
                     QueueUrl=self.url,
@@ -87,6 +89,10 @@ class SqsPoller(threading.Thread):
             messages = response.get("Messages", [])
             if not messages:
                 self.idle.set()
+                if time.monotonic() - started < self.wait_seconds / 2:
+                    # moto ends a long poll at once while invisible messages wait out their visibility
+                    # timeout: back off instead of spinning on the queue.
+                    self.stop_event.wait(0.2)
                 continue
             self.idle.clear()
             self.deliver(messages)
