@@ -70,7 +70,6 @@ def local_up(args: argparse.Namespace) -> int:
         start=args.start,
         demo=not args.no_demo,
         demo_symbols=args.symbols.split(",") if args.symbols else None,
-        quiet_metrics=False,
         console=pretty,
     )
     cloud = LocalCloud(config)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+
+from tradeflow.local.emf import EmfTally
 
 
 def main() -> None:
@@ -15,6 +18,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=60.0)
     args = parser.parse_args()
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    sys.stdout = EmfTally(sys.stdout)  # the functions' metric lines are counted, not printed
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     from tradeflow.bench import cold_imports, handlers, pipeline

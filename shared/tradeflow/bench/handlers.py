@@ -54,7 +54,7 @@ def measure(n: int = 200) -> dict[str, list[float]]:
     server = MotoServer(free_port())
     server.start()
     try:
-        use_local_cloud(server.endpoint, quiet_metrics=True)
+        use_local_cloud(server.endpoint)
         provision()
         from datetime import UTC, datetime
 

@@ -97,9 +97,7 @@ def run(symbols: int = 100, seconds: float = 60.0, speed: float = 60.0) -> Pipel
         )
 
     cloud = LocalCloud(
-        LocalCloudConfig(
-            aws_port=free_port(), speed=speed, demo=False, feeds=chosen, start=origin, quiet_metrics=True, seed=seed
-        )
+        LocalCloudConfig(aws_port=free_port(), speed=speed, demo=False, feeds=chosen, start=origin, seed=seed)
     )
     timeline = _Timeline()
     try:

@@ -42,7 +42,6 @@ class LocalCloudConfig:
     demo: bool = True
     feeds: list[Feed] | None = None  # default: the demo feeds
     demo_symbols: list[str] | None = None
-    quiet_metrics: bool = True
     console: bool = False  # readable lines instead of the functions' JSON logs
     seed: Callable[[datetime], None] | None = None  # creates accounts/deployments instead of the demo
     drain_seconds: float = 20.0
@@ -68,7 +67,7 @@ class LocalCloud:
 
     def start(self) -> None:
         self.server.start()
-        use_local_cloud(self.server.endpoint, quiet_metrics=self.config.quiet_metrics)
+        use_local_cloud(self.server.endpoint)
         provision()
         self.lambdas = LocalLambdas()
         if self.config.console:

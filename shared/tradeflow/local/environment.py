@@ -13,7 +13,7 @@ def endpoint(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def use_local_cloud(aws_endpoint: str, stage: str = "local", quiet_metrics: bool = False) -> None:
+def use_local_cloud(aws_endpoint: str, stage: str = "local") -> None:
     """Set the standard AWS variables so every boto3 client in this process talks to moto."""
     os.environ.update(
         {
@@ -29,6 +29,4 @@ def use_local_cloud(aws_endpoint: str, stage: str = "local", quiet_metrics: bool
     )
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
-    if quiet_metrics:
-        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     reset_clients()
