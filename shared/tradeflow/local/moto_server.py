@@ -89,6 +89,9 @@ class MotoServer:
         self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=_KeepAliveHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
+        # moto keeps its state in process-wide backends: a new server starts from a clean slate, not
+        # with what an earlier server in this process (a test, a benchmark) left behind.
+        self.reset()
 
     def stop(self) -> None:
         if self._server is not None:
