@@ -511,3 +511,28 @@ def test_a_bar_still_forming_at_the_decision_time_is_not_the_reference(history: 
     broker = paper_broker(fill_model="last_price")
     order = broker.submit(paper_order("ref-1", quantity=1))
     assert [f.price for f in order.fills] == [Decimal(100)]  # bar T0's close, not the forming bar's
+
+
+def test_running_totals_match_the_order_history(history: Bar) -> None:
+    """The simulated account's cash and committed cash are kept as running totals (an O(1) funds
+    check); they must always equal what the orders themselves say."""
+    broker = paper_broker(fill_model="next_open", fee_rate=Decimal("0.001"))
+    broker.submit(paper_order("t-1", quantity=3))  # resting market buy
+    broker.submit(paper_order("t-2", order_type="limit", limit=90, quantity=5))  # resting limit buy
+    broker.submit(paper_order("t-3", side="sell", order_type="limit", limit=120, quantity=1))
+    match(broker, ohlc(SYMBOL, minute(1), 101, 103, 99, 102))  # fills t-1 only
+    broker.cancel("t-2")
+
+    cash, committed = broker._balances()
+    orders = broker._orders()
+    expected_cash = Decimal(100_000) - sum(
+        (f.quantity * f.price * o.side.sign + f.fee for o in orders for f in o.fills), Decimal(0)
+    )
+    expected_committed = sum(
+        ((o.quantity - o.filled_quantity) * (o.limit_price or o.reference_price))
+        for o in orders
+        if o.side.value == "buy" and not o.status.final
+    )
+    assert cash == expected_cash
+    assert committed == expected_committed == 0  # t-1 filled, t-2 cancelled, t-3 is a sell
+    assert cash == Decimal(100_000) - Decimal(3) * Decimal(101) - Decimal("0.303")

@@ -45,10 +45,11 @@ from tradeflow.domain.base import Model
 from tradeflow.domain.timeframes import last_closed_open_time
 from tradeflow.domain.types import iso, tidy
 from tradeflow.storage.bars import BarRepository
-from tradeflow.storage.dynamo import ConditionFailed, DynamoTable, model_item
+from tradeflow.storage.dynamo import ConditionFailed, DynamoTable, TransactionConflict, Write, model_item, transact
 from tradeflow.storage.keys import tenant_account
 
 PRICE_PLACES = 8
+ACCOUNT_SK = "#account"  # the simulated account's running totals, beside its orders
 
 
 class PaperConfig(Model):
@@ -130,8 +131,10 @@ class PaperBroker:
                 if stored.status.final:
                     break
                 stored = self._against(stored, bar) or stored
-        if not self.table.put_new(self._item(stored)):
-            raise DuplicateClientOrderId(f"client order id {order.client_order_id} already used")
+        try:
+            self._commit(None, stored)
+        except ConditionFailed:
+            raise DuplicateClientOrderId(f"client order id {order.client_order_id} already used") from None
         return _public(stored)
 
     def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
@@ -146,7 +149,7 @@ class PaperBroker:
         if stored.status.final:
             return _public(stored)
         cancelled = stored.model_copy(update={"status": OrderStatus.CANCELLED, "updated_at": self.clock()})
-        self._save(cancelled, stored.version)
+        self._save(stored, cancelled)
         return _public(cancelled)
 
     def open_orders(self) -> list[BrokerOrder]:
@@ -207,7 +210,7 @@ class PaperBroker:
             if public.status != stored.status or public.fills != stored.fills:
                 report(public)
             try:
-                self._save(updated, stored.version)
+                self._save(stored, updated)
             except ConditionFailed:
                 continue  # matched concurrently by another delivery of the same bar
             changed.append(public)
@@ -306,15 +309,8 @@ class PaperBroker:
             return
         reference = order.limit_price or order.stop_price or last_price
         needed = order.quantity * self._slipped(reference, OrderSide.BUY) * (1 + self.config.fee_rate)
-        committed = sum(
-            (
-                (o.quantity - o.filled_quantity) * (o.limit_price or o.stop_price or o.reference_price)
-                for o in self._orders()
-                if not o.status.final and o.side is OrderSide.BUY
-            ),
-            Decimal(0),
-        )
-        available = self._cash() - committed
+        cash, committed = self._balances()
+        available = cash - committed
         if needed > available:
             raise BrokerRejected(
                 RejectCode.INSUFFICIENT_FUNDS,
@@ -333,12 +329,47 @@ class PaperBroker:
             item["open_symbol"] = f"{self.tenant_id}#{order.symbol}"  # sparse index of resting orders
         return item
 
-    def _save(self, order: _Stored, expected_version: int) -> None:
-        updated = order.model_copy(update={"version": expected_version + 1})
-        self.table.put(self._item(updated), condition="version = :v", values={":v": expected_version})
+    def _save(self, before: _Stored, after: _Stored) -> None:
+        """Replace `before` (as read) by `after`; ConditionFailed if it changed in between."""
+        self._commit(before, after)
+
+    def _commit(self, before: _Stored | None, after: _Stored) -> None:
+        """Write the order and, in the same transaction, what it changes in the simulated account:
+        cash moved by its new fills, and cash committed to a resting buy (released when it fills or
+        ends). Keeping these running totals makes a funds check O(1) however long the history."""
+        stored = after.model_copy(update={"version": before.version + 1 if before else 0})
+        cash_delta = -sum(
+            (f.quantity * f.price * after.side.sign + f.fee for f in after.fills[len(before.fills) if before else 0 :]),
+            Decimal(0),
+        )
+        committed_delta = _committed(after) - (_committed(before) if before else Decimal(0))
+        if before is None:
+            order_write = Write("paper_orders", "Put", item=self._item(stored), condition="attribute_not_exists(pk)")
+        else:
+            order_write = Write(
+                "paper_orders", "Put", item=self._item(stored), condition="version = :v", values={":v": before.version}
+            )
+        account_write = Write(
+            "paper_orders",
+            "Update",
+            key={"pk": self._pk, "sk": ACCOUNT_SK},
+            update="ADD cash_delta :c, committed :k",
+            values={":c": cash_delta, ":k": committed_delta},
+        )
+        try:
+            transact([order_write, account_write])
+        except TransactionConflict as conflict:
+            raise ConditionFailed(f"order {after.client_order_id} changed concurrently: {conflict.reasons}") from None
+
+    def _balances(self) -> tuple[Decimal, Decimal]:
+        """(cash, cash committed to resting buys) of the simulated account."""
+        item = self.table.get({"pk": self._pk, "sk": ACCOUNT_SK}) or {}
+        cash = self.config.starting_cash + Decimal(item.get("cash_delta", 0))
+        return cash, Decimal(item.get("committed", 0))
 
     def _orders(self) -> list[_Stored]:
-        return [_Stored.model_validate(i) for i in self.table.query(self._pk)]
+        items = self.table.query(self._pk)
+        return [_Stored.model_validate(i) for i in items if not str(i["sk"]).startswith("#")]
 
     def _resting(self, symbol: str) -> list[_Stored]:
         items = self.table.query(f"{self.tenant_id}#{symbol}", index="open_by_symbol")
@@ -355,17 +386,21 @@ class PaperBroker:
         return sorted(resting, key=lambda o: (o.submitted_at, o.client_order_id))
 
     def _cash(self) -> Decimal:
-        cash = self.config.starting_cash
-        for order in self._orders():
-            for fill in order.fills:
-                cash -= fill.quantity * fill.price * order.side.sign + fill.fee
-        return cash
+        return self._balances()[0]
 
     def _last_bar(self, symbol: str, now: datetime) -> Bar | None:
         """The last bar that had closed by `now` (a bar's ts is its open time)."""
         until = last_closed_open_time(now, self.config.timeframe)
         found = self.bars.latest(self.tenant_id, symbol, self.config.timeframe, until, 1)
         return found[-1] if found else None
+
+
+def _committed(order: _Stored) -> Decimal:
+    """Cash a resting buy holds back from new orders (nothing once it is final, or for sells)."""
+    if order.side is not OrderSide.BUY or order.status.final:
+        return Decimal(0)
+    price = order.limit_price or order.stop_price or order.reference_price
+    return (order.quantity - order.filled_quantity) * price
 
 
 def _public(stored: _Stored) -> BrokerOrder:
