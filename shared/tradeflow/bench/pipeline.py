@@ -111,10 +111,7 @@ def run(symbols: int = 100, seconds: float = 60.0, speed: float = 60.0) -> Pipel
         cloud.config.duration = seconds
         cloud.run()
         wall = time.monotonic() - started
-        lag = 0.0
-        if cloud.scheduler is not None:
-            due = cloud.scheduler.next_due()
-            lag = max(0.0, (cloud.clock.now() - due).total_seconds()) if due else 0.0
+        lag = (cloud.clock.now() - cloud.last_fired).total_seconds() if cloud.last_fired else 0.0
         evaluations = timeline.evaluations
         cloud.drain(timeout=30)
         latencies = [(timeline.fills[s] - t) * 1000 for s, t in timeline.signals.items() if s in timeline.fills]

@@ -60,6 +60,7 @@ class LocalCloud:
         self.scheduler: LocalScheduler | None = None
         self.replay: MarketReplay | None = None
         self.started_at = 0.0
+        self.last_fired: datetime | None = None  # scheduled time of the last schedule fired
 
     @property
     def endpoint(self) -> str:
@@ -117,6 +118,7 @@ class LocalCloud:
                 if self.replay:
                     self.replay.publish_due(at)
                 self.scheduler.fire(at, schedule)
+                self.last_fired = at
         if self.replay:
             self.replay.publish_due(self.clock.now() if self.halt_schedules.is_set() else now)
 
