@@ -12,11 +12,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradeflow.bench.seed import ACCOUNT, DEPLOYMENT, TENANT, seed_bench
 from tradeflow.bench.stats import describe, percentile
 from tradeflow.catalogue import QUEUES
-from tradeflow.domain import Deployment, RiskProfile, Signal, SignalAction, SizingMethod, SizingRule
+from tradeflow.domain import Signal, SignalAction
 from tradeflow.domain.ids import signal_id
-from tradeflow.execution.accounts import open_account
 from tradeflow.local.clock import floor_minute
 from tradeflow.local.environment import use_local_cloud
 from tradeflow.local.lambdas import LambdaContext, load_handler
@@ -26,10 +26,7 @@ from tradeflow.local.replay import Feed, MarketReplay
 from tradeflow.local.sqs_delivery import sqs_event
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.aws import client
-from tradeflow.scheduling.deployments import DeploymentService
 from tradeflow.storage.dynamo import DynamoTable, serialize
-
-TENANT, ACCOUNT, DEPLOYMENT = "bench", "paper-bench", "bench-sma"
 
 
 def _timed(call: Any, *args: Any) -> float:
@@ -64,20 +61,7 @@ def measure(n: int = 200) -> dict[str, list[float]]:
         from datetime import UTC, datetime
 
         origin = floor_minute(datetime(2026, 1, 5, 14, 30, tzinfo=UTC))
-        open_account(TENANT, ACCOUNT, Decimal(10_000_000), origin, broker_config={"fill_model": "last_price"})
-        DeploymentService().deploy(
-            Deployment(
-                tenant_id=TENANT,
-                deployment_id=DEPLOYMENT,
-                strategy="sma_cross",
-                params={"fast": 5, "slow": 20},
-                symbols=["GOOG"],
-                account_id=ACCOUNT,
-                risk=RiskProfile(sizing=SizingRule(method=SizingMethod.FIXED_QUANTITY, quantity=Decimal(1))),
-                created_at=origin,
-                updated_at=origin,
-            )
-        )
+        seed_bench(origin, ["GOOG"], Decimal(10_000_000))
         replay = MarketReplay([Feed(TENANT, "GOOG", "GOOG")], origin, warmup=40)
         replay.publish_due(origin + timedelta(minutes=n + 1))
         handlers = {name: load_handler(name) for name in ("strategy", "risk", "execution", "paper_exchange")}

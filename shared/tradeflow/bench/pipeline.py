@@ -20,17 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tradeflow.bench.seed import TENANT, seed_bench
 from tradeflow.bench.stats import percentile
-from tradeflow.domain import Deployment, RiskProfile, SizingMethod, SizingRule
-from tradeflow.execution.accounts import open_account
 from tradeflow.local.cloud import LocalCloud, LocalCloudConfig
-from tradeflow.local.console import FUNCTION_LOGGERS
+from tradeflow.local.console import tap_function_logs
 from tradeflow.local.moto_server import free_port
 from tradeflow.local.replay import Feed
 from tradeflow.marketdata.catalog import DATASETS, load_dataset
-from tradeflow.scheduling.deployments import DeploymentService
-
-TENANT, ACCOUNT, DEPLOYMENT = "bench", "paper-bench", "bench-sma"
 
 
 def feeds(count: int) -> list[Feed]:
@@ -80,21 +76,7 @@ def run(symbols: int = 100, seconds: float = 60.0, speed: float = 60.0) -> Pipel
     chosen = feeds(symbols)
 
     def seed(origin: datetime) -> None:
-        at = origin - timedelta(hours=2)
-        open_account(TENANT, ACCOUNT, Decimal(1_000_000_000), at, broker_config={"fill_model": "last_price"})
-        DeploymentService().deploy(
-            Deployment(
-                tenant_id=TENANT,
-                deployment_id=DEPLOYMENT,
-                strategy="sma_cross",
-                params={"fast": 5, "slow": 20},
-                symbols=[f.symbol for f in chosen],
-                account_id=ACCOUNT,
-                risk=RiskProfile(sizing=SizingRule(method=SizingMethod.FIXED_QUANTITY, quantity=Decimal(1))),
-                created_at=at,
-                updated_at=at,
-            )
-        )
+        seed_bench(origin - timedelta(hours=2), [f.symbol for f in chosen], Decimal(1_000_000_000))
 
     cloud = LocalCloud(
         LocalCloudConfig(aws_port=free_port(), speed=speed, demo=False, feeds=chosen, start=origin, seed=seed)
@@ -102,11 +84,7 @@ def run(symbols: int = 100, seconds: float = 60.0, speed: float = 60.0) -> Pipel
     timeline = _Timeline()
     try:
         cloud.start()
-        for name in FUNCTION_LOGGERS:
-            logger = logging.getLogger(name)
-            logger.handlers = [timeline]
-            logger.setLevel(logging.INFO)  # the signal and fill records are INFO
-            logger.propagate = False
+        tap_function_logs(timeline)  # the signal and fill records are INFO
         started = time.monotonic()
         cloud.config.duration = seconds
         cloud.run()

@@ -4,6 +4,7 @@ risk decision, order, fill) rendered one line each. `--log-format json` keeps th
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
@@ -66,13 +67,28 @@ class ConsoleHandler(logging.Handler):
             self.stream.flush()
 
 
-def install_console(stream: TextIO | None = None) -> None:
-    """Route the functions' loggers (and the local cloud's own) to readable lines."""
-    handler = ConsoleHandler(stream)
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
+
+
+def tap_function_logs(handler: logging.Handler, level: int = logging.INFO) -> None:
+    """Send the functions' log records to `handler` instead of their JSON stream. Powertools' own
+    handler stays registered (silenced), so a function loaded again in this process still finds the
+    Logger it configured."""
     for name in FUNCTION_LOGGERS:
         logger = logging.getLogger(name)
-        logger.handlers = [handler]
+        for existing in list(logger.handlers):
+            if isinstance(existing, logging.StreamHandler):
+                existing.setStream(_DEVNULL)  # Powertools' JSON handler
+            else:
+                logger.removeHandler(existing)  # an earlier tap
+        logger.addHandler(handler)
+        logger.setLevel(level)
         logger.propagate = False
+
+
+def install_console(stream: TextIO | None = None) -> None:
+    """Route the functions' loggers (and the local cloud's own) to readable lines."""
+    tap_function_logs(ConsoleHandler(stream))
     local = logging.getLogger("tradeflow.local")
     local.handlers = [_plain(stream)]
     local.setLevel(logging.INFO)
