@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tradeflow.storage.fills import FillRepository
+from tradeflow.storage.orders import OrderRepository
 from tradeflow.storage.signals import SignalRepository
 
 from helpers import (
@@ -45,3 +46,5 @@ def test_signal_flows_to_a_fill(aws: object) -> None:
     assert len(fills) == 1 and fills[0].quantity == 10
     record = SignalRepository().get(TENANT, out["signal_id"])
     assert record is not None and record.outcome.value == "filled"
+    order = OrderRepository().get(TENANT, fills[0].client_order_id)
+    assert order is not None and order.broker_order_id == f"paper-{order.client_order_id}"

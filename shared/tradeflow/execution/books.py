@@ -87,7 +87,9 @@ class Books:
         self.ledger = LedgerRepository()
         self.audit = AuditRepository()
 
-    def apply_fill(self, order: Order, broker_fill: BrokerFill, actor: str) -> FillApplied | None:
+    def apply_fill(
+        self, order: Order, broker_fill: BrokerFill, actor: str, broker_order_id: str | None = None
+    ) -> FillApplied | None:
         """Record one execution; None when it had been recorded before."""
         fill = Fill(
             fill_id=fill_id(order.client_order_id, broker_fill.ref),
@@ -109,6 +111,8 @@ class Books:
             account = self.accounts.get(order.tenant_id, order.account_id)
             if current is None or account is None:
                 raise MissingRecord(f"order {order.client_order_id} or account {order.account_id} is missing")
+            if broker_order_id and current.broker_order_id is None:
+                current = current.model_copy(update={"broker_order_id": broker_order_id})
             writes, applied = self._fill_writes(current, account, fill, actor)
             try:
                 transact(writes)
@@ -213,7 +217,13 @@ class Books:
         return writes, applied
 
     def close_order(
-        self, order: Order, status: OrderStatus, at: datetime, actor: str, reason: str | None = None
+        self,
+        order: Order,
+        status: OrderStatus,
+        at: datetime,
+        actor: str,
+        reason: str | None = None,
+        broker_order_id: str | None = None,
     ) -> Order:
         """Move an order without (further) fills to a state, releasing what it still reserves if the
         state is final. Returns the order as stored."""
@@ -224,7 +234,11 @@ class Books:
             if current.status == status or current.status.final:
                 return current
             updated = current.transition(status).model_copy(
-                update={"updated_at": at, "reject_reason": reason or current.reject_reason}
+                update={
+                    "updated_at": at,
+                    "reject_reason": reason or current.reject_reason,
+                    "broker_order_id": current.broker_order_id or broker_order_id,
+                }
             )
             writes = [self.orders.save_write(updated)]
             if status.final:

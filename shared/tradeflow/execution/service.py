@@ -171,9 +171,15 @@ class ExecutionService:
     def _sync(self, order: Order, broker_order: BrokerOrder, status: str) -> ExecutionResult:
         applied = []
         if order.broker_order_id is None and order.status is OrderStatus.NEW and not broker_order.fills:
-            order = self.books.close_order(order, OrderStatus.SUBMITTED, broker_order.updated_at, ACTOR)
+            order = self.books.close_order(
+                order,
+                OrderStatus.SUBMITTED,
+                broker_order.updated_at,
+                ACTOR,
+                broker_order_id=broker_order.broker_order_id,
+            )
         for broker_fill in broker_order.fills:
-            result = self.books.apply_fill(order, broker_fill, ACTOR)
+            result = self.books.apply_fill(order, broker_fill, ACTOR, broker_order.broker_order_id)
             if result is not None:
                 applied.append(result)
                 order = result.order
@@ -184,7 +190,12 @@ class ExecutionService:
             if target is OrderStatus.FILLED:
                 raise RetryLater(f"{order.client_order_id}: broker reports filled but not every fill is known yet")
             current = self.books.close_order(
-                current, target, broker_order.updated_at, ACTOR, broker_order.reject_reason
+                current,
+                target,
+                broker_order.updated_at,
+                ACTOR,
+                broker_order.reject_reason,
+                broker_order.broker_order_id,
             )
         self._record_outcome(current)
         return ExecutionResult(order.client_order_id, status, current, applied)
