@@ -29,7 +29,12 @@ def _run(body: str) -> dict[str, object]:
     # The variables Lambda's runtime sets: the X-Ray SDK behaves differently inside Lambda (outside it
     # probes for a daemon and an EC2 host at import, ~100 ms that a Lambda cold start never pays).
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_ENDPOINT"))},
+        # (PYTHONDONTWRITEBYTECODE dropped: a deployed package ships compiled .pyc files, see layers/)
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("POWERTOOLS_", "AWS_ENDPOINT")) and k != "PYTHONDONTWRITEBYTECODE"
+        },
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": "tradeflow-bench",
@@ -38,7 +43,6 @@ def _run(body: str) -> dict[str, object]:
         "LAMBDA_TASK_ROOT": str(repo_root()),
         "_X_AMZN_TRACE_ID": "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=1",
         "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
-        "PYTHONDONTWRITEBYTECODE": "0",
     }
     code = _PROBE.format(body=body, heavy=HEAVY)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
