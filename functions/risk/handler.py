@@ -36,7 +36,7 @@ def record_handler(record: SQSRecord) -> None:
         on_final=lambda reason: service.dead_letter(signal, reason),
         on_retry=lambda reason: service.signals.note_error(signal.tenant_id, signal.signal_id, reason),
     ):
-        result = service.assess(signal)
+        result = service.assess(signal, queued_seconds(record))
     metrics.add_metric(name=f"Risk{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
     intent = result.intent
     logger.info(
@@ -52,6 +52,15 @@ def record_handler(record: SQSRecord) -> None:
             "client_order_id": intent.client_order_id if intent else None,
         },
     )
+
+
+def queued_seconds(record: SQSRecord) -> float | None:
+    """Time between the message being sent and first received, from its own attributes."""
+    sent = record.attributes.sent_timestamp
+    first = record.attributes.approximate_first_receive_timestamp
+    if not sent or not first:
+        return None
+    return max(0.0, (int(first) - int(sent)) / 1000)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -61,6 +61,8 @@ class RiskProfile(Model):
     max_gross_exposure: Money | None = Field(default=None, gt=0)
     daily_loss_limit: Money | None = Field(default=None, gt=0)  # realized loss per UTC day
     cooldown_after_loss_seconds: int = Field(default=0, ge=0)
+    # A signal that waited longer than this in the queue (an outage, a backlog) is rejected as stale.
+    max_signal_age_seconds: int | None = Field(default=300, gt=0)
     allow_short: bool = False
 
 

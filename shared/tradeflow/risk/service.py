@@ -55,7 +55,10 @@ class RiskService:
         self.signals = SignalRepository()
         self.audit = AuditRepository()
 
-    def assess(self, signal: Signal) -> RiskResult:
+    def assess(self, signal: Signal, queued_seconds: float | None = None) -> RiskResult:
+        """Decide on a signal. `queued_seconds` is how long it waited in the queue before its first
+        delivery (from the message's own timestamps): a signal held up by an outage is rejected as
+        stale rather than traded at a price from minutes ago."""
         now = signal.generated_at  # design rule 6: the time the signal was decided, not the wall clock
         record = self.signals.get(signal.tenant_id, signal.signal_id)
         if record is None:
@@ -74,6 +77,9 @@ class RiskService:
             return self._reject(signal, now, f"unknown deployment {signal.deployment_id}")
         if deployment.account_id != signal.account_id:
             return self._reject(signal, now, f"deployment {deployment.deployment_id} trades another account")
+        limit = deployment.risk.max_signal_age_seconds
+        if queued_seconds is not None and limit is not None and queued_seconds > limit:
+            return self._reject(signal, now, f"stale signal: waited {queued_seconds:.0f}s in the queue (max {limit}s)")
 
         for attempt in range(MAX_ATTEMPTS):
             account = self.accounts.get(signal.tenant_id, signal.account_id)  # read before positions
