@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-demo", action="store_true", help="do not seed the demo tenant and its replay")
     up.add_argument("--symbols", default=None, help="comma-separated subset of the demo symbols")
     up.add_argument("--log-format", choices=("pretty", "json"), default="pretty")
+    up.add_argument("--status-every", type=float, default=15.0, help="seconds between account status lines (0: none)")
 
     invoke = commands.add_parser("invoke", help="run a function's handler against the local cloud")
     invoke.add_argument("function", choices=sorted(FUNCTIONS))
@@ -71,6 +72,7 @@ def local_up(args: argparse.Namespace) -> int:
         demo=not args.no_demo,
         demo_symbols=args.symbols.split(",") if args.symbols else None,
         console=pretty,
+        status_seconds=args.status_every or None,
     )
     cloud = LocalCloud(config)
     tally = None

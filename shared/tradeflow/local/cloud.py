@@ -24,6 +24,7 @@ from tradeflow.local.provision import provision
 from tradeflow.local.replay import Feed, MarketReplay
 from tradeflow.local.scheduler import LocalScheduler
 from tradeflow.local.sqs_delivery import SqsPoller
+from tradeflow.local.status import account_lines
 from tradeflow.local.stream_delivery import StreamPoller
 from tradeflow.local.summary import Summary, summarize
 from tradeflow.messaging.sqs import SqsQueues
@@ -44,6 +45,7 @@ class LocalCloudConfig:
     demo_symbols: list[str] | None = None
     console: bool = False  # readable lines instead of the functions' JSON logs
     seed: Callable[[datetime], None] | None = None  # creates accounts/deployments instead of the demo
+    status_seconds: float | None = None  # print each account's status this often (wall seconds)
     drain_seconds: float = 20.0
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -131,11 +133,17 @@ class LocalCloud:
         return min(found) if found else None
 
     def run(self) -> None:
-        """Drive the clock until stopped or the duration is over."""
+        """Drive the clock until stopped or the duration is over (printing account status lines
+        every `status_seconds` of wall time when set)."""
         deadline = self.started_at + self.config.duration if self.config.duration else None
+        next_status = time.monotonic() + (self.config.status_seconds or 0)
         while not self.stop_event.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
+            if self.config.status_seconds and time.monotonic() >= next_status:
+                next_status = time.monotonic() + self.config.status_seconds
+                for line in account_lines(self.clock.now()):
+                    log.info(line)
             upcoming = self.next_event()
             if upcoming is None:  # nothing scheduled yet: look again for new schedules shortly
                 self.stop_event.wait(0.25)
