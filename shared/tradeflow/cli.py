@@ -63,6 +63,17 @@ def local_up(args: argparse.Namespace) -> int:
     from tradeflow.local.cloud import LocalCloud, LocalCloudConfig, write_summary
     from tradeflow.local.console import install_console
 
+    if args.symbols:
+        from tradeflow.local.demo import DEMO_FEEDS
+
+        known = [s for s, _ in DEMO_FEEDS]
+        unknown = [s for s in args.symbols.split(",") if s not in known]
+        if unknown:
+            print(
+                f"tradeflow local up: --symbols: unknown {', '.join(unknown)}; choose from {', '.join(known)}",
+                file=sys.stderr,
+            )
+            return 2
     pretty = args.log_format == "pretty"
     config = LocalCloudConfig(
         aws_port=args.aws_port,
