@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tradeflow.domain import Bar, SignalAction
 from tradeflow.domain.base import Model
 from tradeflow.domain.validation import describe
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)
 
 
 class Decision(Model):
@@ -45,6 +53,53 @@ class Strategy(ABC):
     @abstractmethod
     def evaluate(self, bars: Sequence[Bar]) -> Decision:
         """Decide on the last bar of `bars`."""
+
+    def signals(
+        self,
+        open: npt.ArrayLike,
+        high: npt.ArrayLike,
+        low: npt.ArrayLike,
+        close: npt.ArrayLike,
+        volume: npt.ArrayLike,
+        *,
+        ts: Sequence[datetime] | None = None,
+        symbol: str = "BACKTEST",
+    ) -> np.ndarray:
+        """The decision of every bar at its close, vectorised for backtests: int8, +1 buy, -1 sell, 0 hold.
+
+        This default is the live path itself: bar `i` gets `evaluate` of the `warmup` bars ending at `i`
+        (0 while fewer than `warmup` bars exist, as the strategy function then refuses to decide). It is
+        slow but always right; strategies override it with indicator series and a test proves the
+        override equal to this walk. `ts` (bar open times) defaults to consecutive days, for strategies
+        that do not look at time.
+        """
+        import numpy as np
+
+        arrays = [np.asarray(a, dtype=float) for a in (open, high, low, close, volume)]
+        n = arrays[3].size
+        if any(a.shape != (n,) for a in arrays):
+            raise ValueError("open, high, low, close and volume must be 1-d arrays of the same length")
+        if ts is not None and len(ts) != n:
+            raise ValueError("ts must have one timestamp per bar")
+        times = list(ts) if ts is not None else [_EPOCH + timedelta(days=i) for i in range(n)]
+        bars = [
+            Bar(
+                symbol=symbol,
+                ts=times[i],
+                open=Decimal(repr(float(arrays[0][i]))),
+                high=Decimal(repr(float(arrays[1][i]))),
+                low=Decimal(repr(float(arrays[2][i]))),
+                close=Decimal(repr(float(arrays[3][i]))),
+                volume=Decimal(repr(float(arrays[4][i]))),
+            )
+            for i in range(n)
+        ]
+        codes = {SignalAction.BUY: 1, SignalAction.SELL: -1, SignalAction.HOLD: 0}
+        out = np.zeros(n, dtype=np.int8)
+        warmup = self.warmup
+        for i in range(warmup - 1, n):
+            out[i] = codes[self.evaluate(bars[i + 1 - warmup : i + 1]).action]
+        return out
 
 
 _REGISTRY: dict[str, type[Strategy]] = {}

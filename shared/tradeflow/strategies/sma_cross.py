@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -10,6 +12,10 @@ from tradeflow.domain import Bar, SignalAction
 from tradeflow.domain.base import Model
 from tradeflow.indicators import Cross, atr, cross, sma
 from tradeflow.strategies.base import Decision, Strategy, register
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 
 class SmaCrossParams(Model):
@@ -54,3 +60,22 @@ class SmaCross(Strategy):
             "close": closes[-1],
         }
         return Decision(action=action, reasons=reasons, atr=volatility)
+
+    def signals(
+        self,
+        open: npt.ArrayLike,
+        high: npt.ArrayLike,
+        low: npt.ArrayLike,
+        close: npt.ArrayLike,
+        volume: npt.ArrayLike,
+        *,
+        ts: Sequence[datetime] | None = None,
+        symbol: str = "BACKTEST",
+    ) -> np.ndarray:
+        """Crossovers of the two SMA series, silenced before `warmup` bars exist (as the live path is)."""
+        from tradeflow.indicators import cross_series, sma_series
+
+        p = self.params
+        out = cross_series(sma_series(close, p.fast), sma_series(close, p.slow))
+        out[: self.warmup - 1] = 0
+        return out

@@ -1,0 +1,68 @@
+"""What a backtest produces: trades, per-bar equity and drawdown, and metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import ConfigDict
+
+from tradeflow.backtest.config import BacktestConfig
+from tradeflow.domain.base import Model
+
+
+class Trade(Model):
+    """One round trip. `pnl` is net of both commissions; `return_pct` is `pnl` over the entry notional."""
+
+    model_config = ConfigDict(frozen=True)
+
+    side: Literal["long", "short"]
+    size: float
+    entry_bar: int
+    exit_bar: int
+    entry_time: datetime | None
+    exit_time: datetime | None
+    entry_price: float
+    exit_price: float
+    commission: float
+    pnl: float
+    return_pct: float
+    bars_held: int
+    exit_reason: Literal["signal", "stop_loss", "take_profit", "end_of_data"]
+
+
+class Metrics(Model):
+    """Percentages are in percent. Ratios that would divide by zero are None (e.g. profit factor with no
+    losing trade). `max_drawdown_pct` is negative (or 0), as backtesting.py reports it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total_return_pct: float
+    cagr_pct: float | None
+    volatility_pct: float | None
+    sharpe: float | None
+    sortino: float | None
+    calmar: float | None
+    max_drawdown_pct: float
+    max_drawdown_duration_bars: int
+    win_rate_pct: float | None
+    profit_factor: float | None
+    expectancy_pct: float | None
+    avg_win_pct: float | None
+    avg_loss_pct: float | None
+    best_trade_pct: float | None
+    worst_trade_pct: float | None
+    trades: int
+    exposure_pct: float
+    buy_hold_return_pct: float
+    final_equity: float
+    bars: int
+
+
+class BacktestResult(Model):
+    config: BacktestConfig
+    metrics: Metrics
+    trades: list[Trade]
+    equity_curve: list[float]
+    drawdown_pct: list[float]
+    timestamps: list[datetime] | None = None
