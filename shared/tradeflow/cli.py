@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--log-format", choices=("pretty", "json"), default="pretty")
     up.add_argument("--status-every", type=float, default=15.0, help="seconds between account status lines (0: none)")
 
+    from tradeflow.backtest.command import add_parser as add_backtest
+
+    add_backtest(commands)
+
     invoke = commands.add_parser("invoke", help="run a function's handler against the local cloud")
     invoke.add_argument("function", choices=sorted(FUNCTIONS))
     invoke.add_argument("event", type=Path, help="event JSON file (see events/)")
@@ -179,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local":
         return local_up(args)
+    if args.command == "backtest":
+        from tradeflow.backtest.command import run
+
+        return run(args)
     return invoke(args)
 
 

@@ -1,0 +1,94 @@
+"""The `tradeflow backtest` command-line contract (issue 3, item 8): scripts call it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tradeflow.cli import main
+from tradeflow.marketdata import load_dataset
+
+METRIC_KEYS = {
+    "total_return_pct",
+    "cagr_pct",
+    "volatility_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown_pct",
+    "win_rate_pct",
+    "profit_factor",
+    "expectancy_pct",
+    "trades",
+    "exposure_pct",
+    "buy_hold_return_pct",
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["backtest", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_contract_on_a_shipped_dataset(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "--strategy", "sma_cross", "--data", "GOOG", "--param", "fast=10", "--param", "slow=20",
+        "--commission", "0.002", "--json",
+    )  # fmt: skip
+    assert code == 0
+    document = json.loads(out)
+    assert set(document) == {"metrics", "trades", "equity_curve"}
+    assert set(document["metrics"]) >= METRIC_KEYS
+    assert document["metrics"]["trades"] == len(document["trades"]) == 47  # the parity test's figure
+    assert len(document["equity_curve"]) == len(load_dataset("GOOG"))
+    first = document["trades"][0]
+    assert {"entry_time", "exit_time", "entry_price", "exit_price", "size", "pnl", "return_pct"} <= set(first)
+
+
+def test_csv_input_with_capitalised_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bars = load_dataset("GOOG")[:300]
+    csv = tmp_path / "goog.csv"
+    rows = ["Date,Open,High,Low,Close,Volume"] + [
+        f"{b.ts.date()},{b.open},{b.high},{b.low},{b.close},{b.volume}" for b in bars
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    code, out, _ = run(capsys, "--strategy", "sma_cross", "--data", str(csv), "--symbol", "GOOG", "--json")
+    assert code == 0
+    from_csv = json.loads(out)
+    assert len(from_csv["equity_curve"]) == 300 and from_csv["metrics"]["trades"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "nope", "--data", "GOOG"], "unknown strategy 'nope'; known: sma_cross"),
+        (["--strategy", "sma_cross", "--data", "GOOG", "--param", "fast=30", "--param", "slow=20"], "params"),
+        (["--strategy", "sma_cross", "--data", "GOOG", "--param", "speed=3"], "params.speed"),
+        (["--strategy", "sma_cross", "--data", "GOOG", "--param", "fast"], "expected KEY=VALUE"),
+        (["--strategy", "sma_cross", "--data", "NOPE"], "neither a shipped dataset"),
+        (["--strategy", "sma_cross", "--data", "GOOG", "--commission", "0.5"], "commission"),
+    ],
+)
+def test_bad_input_is_named_with_status_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert message in err
+
+
+def test_too_little_data_for_the_warm_up_is_said_plainly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "short.csv"
+    csv.write_text("date,open,high,low,close\n2024-01-02,10,11,9,10\n2024-01-03,10,11,9,10.5\n")
+    code, _, err = run(capsys, "--strategy", "sma_cross", "--data", str(csv))
+    assert code == 2
+    assert "needs more than 31 bars to warm up" in err and "has 2" in err
+
+
+def test_broken_csv_names_file_and_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "broken.csv"
+    csv.write_text("date,open,high,low,close\n2024-01-02,10,11,9,10\n2024-01-03,10,11,9,NaN\n")
+    code, _, err = run(capsys, "--strategy", "sma_cross", "--data", str(csv))
+    assert code == 2
+    assert "broken.csv" in err and "line 3" in err
