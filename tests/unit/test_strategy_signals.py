@@ -81,3 +81,19 @@ def test_columns_of_different_lengths_are_refused() -> None:
         strategy.signals([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [1.0], [0.0, 0.0])
     with pytest.raises(ValueError, match="one timestamp per bar"):
         strategy.signals([1.0], [1.0], [1.0], [1.0], [0.0], ts=[])
+
+
+def test_sma_cross_override_is_exact_around_ties() -> None:
+    """Flat stretches make fast == slow exactly; tiny moves make the difference a few ulps. There the
+    fast path defers to the live `sma`, so it still equals the bar-by-bar walk."""
+    import numpy as np
+
+    from tradeflow.strategies import create
+
+    base = [100.0] * 40 + [100.0 + 1e-12, 100.0 - 1e-12] * 10 + [100.0] * 10 + [100.1, 99.9] * 15
+    close = np.array(base)
+    strategy = create("sma_cross", {"fast": 3, "slow": 7})
+    fast = strategy.signals(close, close, close, close, np.zeros_like(close))
+    walked = type(strategy).__mro__[1].signals(strategy, close, close, close, close, np.zeros_like(close))
+    assert fast.tolist() == walked.tolist()
+    assert (fast != 0).any()

@@ -128,5 +128,8 @@ def create(name: str, params: dict[str, Any] | None = None) -> Strategy:
     try:
         parsed = cls.Params.model_validate(params or {})
     except ValidationError as exc:
-        raise StrategyError(f"invalid parameters for '{name}': {describe(exc, root='params', limit=20)}") from exc
+        valid = ", ".join(cls.Params.model_fields)
+        raise StrategyError(
+            f"invalid parameters for '{name}': {describe(exc, root='params', limit=20)}; valid parameters: {valid}"
+        ) from exc
     return cls(parsed)

@@ -72,10 +72,39 @@ class SmaCross(Strategy):
         ts: Sequence[datetime] | None = None,
         symbol: str = "BACKTEST",
     ) -> np.ndarray:
-        """Crossovers of the two SMA series, silenced before `warmup` bars exist (as the live path is)."""
-        from tradeflow.indicators import cross_series, sma_series
+        """Crossovers of the two SMAs, silenced before `warmup` bars exist (as the live path is).
+
+        Exactly the live decisions, fast: a crossover depends only on the sign of fast - slow at two
+        bars. The averages are first computed with numpy window sums, whose error is bounded far
+        below `tolerance`; wherever fast - slow is within that tolerance of zero, the sign could
+        differ from the live path's, so those bars are recomputed with the live `sma` itself.
+        """
+        import numpy as np
+
+        from tradeflow.indicators import sma
 
         p = self.params
-        out = cross_series(sma_series(close, p.fast), sma_series(close, p.slow))
+        prices = np.asarray(close, dtype=float)
+        n = prices.size
+        out = np.zeros(n, dtype=np.int8)
+        if n < p.slow + 1:
+            return out
+        windows = np.lib.stride_tricks.sliding_window_view
+        diff = np.full(n, np.nan)
+        fast = windows(prices, p.fast).sum(axis=1)[p.slow - p.fast :] / p.fast
+        slow = windows(prices, p.slow).sum(axis=1) / p.slow
+        diff[p.slow - 1 :] = fast - slow
+        # window sums of <= 1000 terms: error < 1000 * 2^-52 * max|price| per average; keep a wide margin
+        tolerance = 1e-9 * float(np.max(np.abs(prices)))
+        unsure = np.flatnonzero(np.abs(diff) <= tolerance)
+        if unsure.size:
+            values = prices.tolist()
+            for t in unsure:
+                exact_fast, exact_slow = sma(values, p.fast, end=int(t) + 1), sma(values, p.slow, end=int(t) + 1)
+                assert exact_fast is not None and exact_slow is not None
+                diff[t] = exact_fast - exact_slow
+        previous, current = diff[:-1], diff[1:]
+        out[1:][(previous <= 0) & (current > 0)] = 1
+        out[1:][(previous >= 0) & (current < 0)] = -1
         out[: self.warmup - 1] = 0
         return out
