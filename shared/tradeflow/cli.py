@@ -53,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--status-every", type=float, default=15.0, help="seconds between account status lines (0: none)")
 
     from tradeflow.backtest.command import add_parser as add_backtest
+    from tradeflow.backtest.optimize_command import add_parser as add_optimize
 
     add_backtest(commands)
+    add_optimize(commands)
 
     invoke = commands.add_parser("invoke", help="run a function's handler against the local cloud")
     invoke.add_argument("function", choices=sorted(FUNCTIONS))
@@ -187,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         from tradeflow.backtest.command import run
 
         return run(args)
+    if args.command == "optimize":
+        from tradeflow.backtest.optimize_command import run as run_optimize
+
+        return run_optimize(args)
     return invoke(args)
 
 

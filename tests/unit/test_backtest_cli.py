@@ -92,3 +92,15 @@ def test_broken_csv_names_file_and_row(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = run(capsys, "--strategy", "sma_cross", "--data", str(csv))
     assert code == 2
     assert "broken.csv" in err and "line 3" in err
+
+
+def test_optimize_is_a_tradeflow_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["optimize", "--strategy", "sma_cross", "--data", "GOOG", "--range", "fast=5:10:5", "--range", "slow=20,30",
+         "--objective", "total_return_pct", "--json"]
+    )  # fmt: skip
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["objective"] == "total_return_pct" and document["evaluated"] == 4
+    returns = [r["metrics"]["total_return_pct"] for r in document["results"]]
+    assert returns == sorted(returns, reverse=True)
