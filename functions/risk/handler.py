@@ -56,8 +56,8 @@ def record_handler(record: SQSRecord) -> None:
 
 def queued_seconds(record: SQSRecord) -> float | None:
     """Time between the message being sent and first received, from its own attributes."""
-    sent = record.attributes.sent_timestamp
-    first = record.attributes.approximate_first_receive_timestamp
+    sent = record.attributes.get("SentTimestamp")  # .get: an event without them is still decided
+    first = record.attributes.get("ApproximateFirstReceiveTimestamp")
     if not sent or not first:
         return None
     return max(0.0, (int(first) - int(sent)) / 1000)

@@ -36,3 +36,14 @@ def test_a_signal_within_the_age_limit_is_decided_normally(aws: object) -> None:
     record = SignalRepository().get(TENANT, signal.signal_id)
     assert record is not None and record.outcome is SignalOutcome.APPROVED
     assert len(receive("orders")) == 1
+
+
+def test_a_message_without_timestamps_is_decided_without_the_age_check(aws: object) -> None:
+    account()
+    deployment()
+    signal = make_signal()
+    message = fake_message(signal.model_dump_json(), group=signal.group_id)
+    del message["Attributes"]["SentTimestamp"], message["Attributes"]["ApproximateFirstReceiveTimestamp"]
+    assert handler("risk")(as_sqs_event("signals", [message]), Context()) == {"batchItemFailures": []}
+    record = SignalRepository().get(TENANT, signal.signal_id)
+    assert record is not None and record.outcome is SignalOutcome.APPROVED
