@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean chromium
 
 # The virtualenv is (re)built when missing or when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -24,8 +24,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The HTML report's browser test (tests/integration/test_report_chromium.py) renders in Debian's chromium:
+# installed here when missing (apt-get, through sudo unless already root).
+chromium:
+	@command -v chromium >/dev/null || { sudo=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 bench: $(STAMP)
 	$(BIN)/python -m tradeflow.bench $(ARGS)

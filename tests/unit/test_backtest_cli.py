@@ -104,3 +104,50 @@ def test_optimize_is_a_tradeflow_command(capsys: pytest.CaptureFixture[str]) -> 
     assert document["objective"] == "total_return_pct" and document["evaluated"] == 4
     returns = [r["metrics"]["total_return_pct"] for r in document["results"]]
     assert returns == sorted(returns, reverse=True)
+
+
+EXAMPLE_SPECS = Path(__file__).resolve().parents[2] / "examples" / "strategies"
+
+
+def test_a_rule_spec_file_backtests(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(EXAMPLE_SPECS / "rsi_dip.json")
+    code, out, err = run(capsys, "--strategy", spec, "--data", "GOOG", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert set(document["metrics"]) >= METRIC_KEYS
+    assert document["metrics"]["trades"] > 0
+
+
+def test_an_invalid_rule_spec_names_the_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps({"name": "bad", "entry": {"all": [{"indicator": "rsi", "op": "<<", "value": 30}]}}))
+    code, _, err = run(capsys, "--strategy", str(spec), "--data", "GOOG")
+    assert code == 2
+    assert f"--strategy {spec}: invalid parameters for 'rules': params.entry.all.0.op: Input should be" in err
+
+
+def test_a_rule_spec_with_a_json_syntax_error_names_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "typo.json"
+    spec.write_text('{\n  "name": "typo",\n  "entry": {"indicator": "rsi" "op": "<", "value": 30}\n}\n')
+    code, _, err = run(capsys, "--strategy", str(spec), "--data", "GOOG")
+    assert code == 2
+    assert f"--strategy {spec}: invalid JSON at line 3, column 32: Expecting ',' delimiter" in err
+
+
+def test_a_missing_rule_spec_file_and_params_with_a_spec_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--strategy", str(tmp_path / "nowhere.json"), "--data", "GOOG")
+    assert code == 2 and "nowhere.json: cannot read the rule spec" in err
+    spec = str(EXAMPLE_SPECS / "rsi_dip.json")
+    code, _, err = run(capsys, "--strategy", spec, "--data", "GOOG", "--param", "period=10")
+    assert code == 2 and "--param does not apply to a rule spec: its parameters live in the spec" in err
+
+
+def test_optimize_refuses_a_rule_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(EXAMPLE_SPECS / "rsi_dip.json")
+    code = main(["optimize", "--strategy", spec, "--data", "GOOG", "--range", "period=10,14"])
+    err = capsys.readouterr().err
+    assert code == 2 and "a rule spec cannot be swept" in err

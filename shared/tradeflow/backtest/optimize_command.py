@@ -76,6 +76,11 @@ def _optimize(args: argparse.Namespace) -> Any:
     from tradeflow.backtest import BacktestConfig, Ohlcv
     from tradeflow.backtest.optimize import OptimizeSettings, check_objective, optimize, parse_ranges
 
+    if backtest_command.spec_path(args.strategy) is not None or args.strategy == "rules":
+        raise CommandError(
+            f"--strategy {args.strategy}: a rule spec cannot be swept (--range varies a named strategy's"
+            " parameters); write one spec per variant and run `tradeflow backtest --strategy SPEC.json` on each"
+        )
     if not args.ranges:
         raise CommandError("give at least one --range K=START:STOP:STEP or K=A,B,C")
     ranges = parse_ranges(args.ranges)

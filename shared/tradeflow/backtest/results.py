@@ -10,6 +10,8 @@ from pydantic import ConfigDict
 from tradeflow.backtest.config import BacktestConfig
 from tradeflow.domain.base import Model
 
+ExitReason = Literal["signal", "stop_loss", "trailing_stop", "take_profit", "max_holding", "end_of_data"]
+
 
 class Trade(Model):
     """One round trip. `pnl` is net of both commissions; `return_pct` is `pnl` over the entry notional."""
@@ -28,7 +30,8 @@ class Trade(Model):
     pnl: float
     return_pct: float
     bars_held: int
-    exit_reason: Literal["signal", "stop_loss", "take_profit", "end_of_data"]
+    exit_reason: ExitReason
+    symbol: str | None = None
 
 
 class Metrics(Model):
@@ -66,3 +69,4 @@ class BacktestResult(Model):
     equity_curve: list[float]
     drawdown_pct: list[float]
     timestamps: list[datetime] | None = None
+    symbols: list[str] | None = None  # a portfolio run's symbols; its trades name theirs

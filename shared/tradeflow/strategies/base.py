@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tradeflow.domain import Bar, SignalAction
 from tradeflow.domain.base import Model
 from tradeflow.domain.validation import describe
+from tradeflow.strategies.plan import TradePlan
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,6 +54,11 @@ class Strategy(ABC):
     @abstractmethod
     def evaluate(self, bars: Sequence[Bar]) -> Decision:
         """Decide on the last bar of `bars`."""
+
+    @property
+    def plan(self) -> TradePlan | None:
+        """Sides, sizing and exits this strategy prescribes; None leaves them to the run's settings."""
+        return None
 
     def signals(
         self,
@@ -108,8 +114,12 @@ S = TypeVar("S", bound=type[Strategy])
 
 def register(name: str) -> Callable[[S], S]:
     def decorate(cls: S) -> S:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise StrategyError(f"strategy '{name}' is already registered")
+        owner = _REGISTRY.get(name)
+        if owner is not None and owner is not cls:
+            kind = "the built-in" if owner.__module__.startswith("tradeflow.") else "the strategy"
+            raise StrategyError(
+                f"strategy '{name}' is already registered: {kind} {owner.__module__}.{owner.__qualname__}"
+            )
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -117,11 +127,21 @@ def register(name: str) -> Callable[[S], S]:
     return decorate
 
 
+def _discover() -> None:
+    """Built-ins register on import; user strategies (entry points, TRADEFLOW_STRATEGY_PATH) are
+    loaded once, here, on the first registry call (see `discovery.py`)."""
+    from tradeflow.strategies import discovery
+
+    discovery.ensure_loaded()
+
+
 def registered() -> list[str]:
+    _discover()
     return sorted(_REGISTRY)
 
 
 def create(name: str, params: dict[str, Any] | None = None) -> Strategy:
+    _discover()
     cls = _REGISTRY.get(name)
     if cls is None:
         raise StrategyError(f"unknown strategy '{name}'; known: {', '.join(registered())}")
