@@ -151,3 +151,71 @@ def test_optimize_refuses_a_rule_spec(capsys: pytest.CaptureFixture[str]) -> Non
     code = main(["optimize", "--strategy", spec, "--data", "GOOG", "--range", "period=10,14"])
     err = capsys.readouterr().err
     assert code == 2 and "a rule spec cannot be swept" in err
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "strategies"
+
+
+def test_repeated_data_is_a_portfolio_sharing_one_cash_balance(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "--strategy", "sma_cross", "--data", "GOOG", "--data", "SPY", "--size-pct", "50", "--json"
+    )
+    assert code == 0, err
+    document = json.loads(out)
+    assert {t["symbol"] for t in document["trades"]} == {"GOOG", "SPY"}
+    assert set(document["metrics"]) >= METRIC_KEYS
+    # the timeline is the union of both symbols' days
+    assert len(document["equity_curve"]) == len({b.ts for s in ("GOOG", "SPY") for b in load_dataset(s)})
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "GOOG", "--data", "SPY", "--report", "x.html"], "no report"),
+        (["--data", "GOOG", "--data", "GOOG"], "given twice"),
+        (["--data", "GOOG", "--data", "SPY", "--symbol", "X"], "--symbol"),
+        (["--data", "GOOG", "--trailing-stop-pct", "150"], "--trailing-stop-pct"),
+        (["--data", "GOOG", "--max-holding-bars", "0"], "--max-holding-bars"),
+    ],
+)
+def test_bad_portfolio_and_exit_flags_are_named(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--strategy", "sma_cross", *args)
+    assert code == 2 and message in err
+
+
+def test_exit_flags_reach_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "--strategy", "sma_cross", "--data", "GOOG", "--trailing-stop-pct", "8", "--max-holding-bars", "30",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    trades = json.loads(out)["trades"]
+    assert {"trailing_stop", "max_holding"} <= {t["exit_reason"] for t in trades}
+    assert max(t["bars_held"] for t in trades) <= 30
+
+
+def test_units_follow_the_asset_class_unless_told(capsys: pytest.CaptureFixture[str]) -> None:
+    def sizes(*extra: str) -> list[float]:
+        code, out, err = run(capsys, "--strategy", "sma_cross", "--json", *extra)
+        assert code == 0, err
+        return [t["size"] for t in json.loads(out)["trades"]]
+
+    assert all(s == int(s) for s in sizes("--data", "GOOG"))  # equities: whole shares
+    crypto = ["--data", "BTCUSD", "--param", "fast=3", "--param", "slow=6"]
+    assert any(s != int(s) for s in sizes(*crypto))  # bitcoin trades in fractions
+    assert all(s == int(s) for s in sizes(*crypto, "--units", "whole"))
+
+
+def test_a_spec_plan_gives_way_only_to_flags_that_are_given(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(EXAMPLES / "rsi_dip.json")  # sizes at 50 % of equity, holds at most 30 bars
+
+    def first_trade(*extra: str) -> dict[str, float]:
+        code, out, err = run(capsys, "--strategy", spec, "--data", "GOOG", "--json", *extra)
+        assert code == 0, err
+        trade: dict[str, float] = json.loads(out)["trades"][0]
+        return trade
+
+    by_spec, by_flag = first_trade(), first_trade("--size-pct", "100")
+    assert by_spec["size"] * by_spec["entry_price"] <= 5_000 < by_flag["size"] * by_flag["entry_price"]

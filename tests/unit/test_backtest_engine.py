@@ -90,7 +90,7 @@ def test_sizing_counts_the_commission_and_can_be_fractional_or_a_percent() -> No
 
 def test_an_entry_smaller_than_one_unit_is_skipped() -> None:
     result = run_backtest(_bars(OPENS, CLOSES), [0, 1, 0, -1, 0, 0, 0, 0], BacktestConfig(cash=50))
-    assert result.trades == [] and result.equity_curve == [50.0] * 8
+    assert result.trades == [] and result.equity_curve.tolist() == [50.0] * 8
 
 
 def test_slippage_moves_market_fills_against_the_trade() -> None:

@@ -547,3 +547,21 @@ def test_short_series_give_no_signals() -> None:
     strategy = create("pro")
     _, cols = _data("GOOG")
     assert not strategy.signals(*(c[: strategy.warmup - 1] for c in cols)).any()
+
+
+def test_the_plan_is_rule_six_an_atr_stop_sized_to_risk_a_fraction_of_equity() -> None:
+    from tradeflow.backtest import BacktestConfig, run_backtest
+
+    strategy = create("pro", {"atr_stop": 2.5, "risk_pct": 2})
+    plan = strategy.plan
+    assert plan is not None and plan.stop_loss is not None and plan.sizing is not None
+    assert (plan.stop_loss.atr, plan.sizing.method.value, plan.sizing.risk_fraction) == (
+        2.5,
+        "atr_risk",
+        Decimal("0.02"),
+    )
+    result = run_backtest(load_dataset("GOOG"), strategy, BacktestConfig(cash=100_000))
+    assert result.trades and all(t.size * t.entry_price < 100_000 for t in result.trades)
+    stopped = [t for t in result.trades if t.exit_reason == "stop_loss"]
+    assert stopped  # a stop lost about risk_pct of the equity at entry (more on a gap, plus costs)
+    assert all(-0.05 * 100_000 < t.pnl < 0 for t in stopped)

@@ -17,12 +17,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from tradeflow.domain import Bar
 from tradeflow.domain.validation import describe
+
+if TYPE_CHECKING:
+    from tradeflow.backtest.config import BacktestConfig
 
 
 class CommandError(ValueError):
@@ -34,7 +37,12 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--strategy", required=True, help="a registered strategy name (e.g. sma_cross) or a rule spec file (SPEC.json)"
     )
-    parser.add_argument("--data", required=True, help="a shipped dataset (e.g. GOOG) or a CSV file path")
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="a shipped dataset (e.g. GOOG) or a CSV file path; repeat it for a portfolio sharing one cash balance",
+    )
     parser.add_argument("--symbol", default=None, help="symbol of the CSV's prices (default: the dataset's)")
     parser.add_argument("--timeframe", default=None, help="bar timeframe of a CSV (default 1d)")
     parser.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter")
@@ -42,8 +50,19 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--commission", type=float, default=0.0, help="fraction of notional per fill")
     parser.add_argument("--slippage-bps", type=float, default=0.0)
     parser.add_argument("--fill", choices=("next_open", "close"), default="next_open")
-    parser.add_argument("--size-pct", type=float, default=100.0, help="percent of equity per position")
-    parser.add_argument("--allow-short", action="store_true", help="reverse into shorts on sell signals")
+    # Left unset (None), the settings below give way to a rule spec's plan; given, they win over it.
+    parser.add_argument("--size-pct", type=float, default=None, help="percent of equity per position (100)")
+    parser.add_argument("--allow-short", action="store_true", default=None, help="reverse into shorts on sells")
+    parser.add_argument("--stop-loss-pct", type=float, default=None, help="stop this percent from the entry")
+    parser.add_argument("--take-profit-pct", type=float, default=None, help="target this percent from the entry")
+    parser.add_argument("--trailing-stop-pct", type=float, default=None, help="stop trailing the best price")
+    parser.add_argument("--max-holding-bars", type=int, default=None, help="close a position after N bars")
+    parser.add_argument(
+        "--units",
+        choices=("auto", "whole", "fractional"),
+        default="auto",
+        help="position sizes in whole units or fractions (auto: fractional for crypto and forex, whole for equities)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--report", default=None, metavar="PATH", help="also write a self-contained HTML report")
 
@@ -88,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         document = {
             "metrics": result.metrics.model_dump(mode="json"),
             "trades": [t.model_dump(mode="json") for t in result.trades],
-            "equity_curve": result.equity_curve,
+            "equity_curve": result.equity_curve.tolist(),
         }
         print(json.dumps(document))
     else:
@@ -161,27 +180,80 @@ def load_strategy(value: str, params: list[str]) -> Any:
         raise CommandError(f"--strategy {path}: {exc}") from exc
 
 
-def _backtest(args: argparse.Namespace) -> Any:
-    from tradeflow.backtest import BacktestConfig, run_backtest
+def fractional_units(choice: str, symbols: list[str]) -> bool:
+    """`--units`: auto trades fractions where every symbol's asset allows them (crypto, forex)."""
+    if choice != "auto":
+        return choice == "fractional"
+    from tradeflow.marketdata.catalog import DATASETS
+    from tradeflow.strategies.sessions import asset_class
 
-    strategy = load_strategy(args.strategy, args.param)
+    def kind(symbol: str) -> str:
+        return DATASETS[symbol].asset_class if symbol in DATASETS else asset_class(symbol)
+
+    return all(kind(s) in ("crypto", "fx") for s in symbols)
+
+
+def run_config(args: argparse.Namespace, symbols: list[str]) -> BacktestConfig:
+    """The run's settings from the flags. Only the flags given are set, so that a strategy's plan (a rule
+    spec's sizing, side and exits) fills the rest; see `BacktestConfig.resolve_plan`."""
+    from tradeflow.backtest import BacktestConfig
+
+    given = {
+        "size_pct": args.size_pct,
+        "allow_short": args.allow_short,
+        "stop_loss_pct": args.stop_loss_pct,
+        "take_profit_pct": args.take_profit_pct,
+        "trailing_stop_pct": args.trailing_stop_pct,
+        "max_holding_bars": args.max_holding_bars,
+    }
     try:
-        config = BacktestConfig(
+        return BacktestConfig(
             cash=args.cash,
             commission=args.commission,
             slippage_bps=args.slippage_bps,
             fill=args.fill,
-            size_pct=args.size_pct,
-            allow_short=args.allow_short,
+            fractional=fractional_units(args.units, symbols),
+            **{k: v for k, v in given.items() if v is not None},
         )
     except ValidationError as exc:
-        raise CommandError(describe(exc)) from exc
-    bars = load_data(args.data, args.symbol, args.timeframe)
-    if len(bars) <= strategy.warmup:
-        raise CommandError(
-            f"{args.strategy} needs more than {strategy.warmup} bars to warm up; {args.data} has {len(bars)}"
-        )
+        raise CommandError(as_flags(describe(exc))) from exc
+
+
+def _backtest(args: argparse.Namespace) -> Any:
+    from tradeflow.backtest import run_backtest
+    from tradeflow.backtest.engine import run_portfolio
+
+    strategy = load_strategy(args.strategy, args.param)
+    portfolio = len(args.data) > 1
+    if portfolio and (args.symbol or args.timeframe):
+        raise CommandError("--symbol and --timeframe apply to a single --data; a portfolio names CSVs by file")
+    if portfolio and args.report:
+        raise CommandError("--report draws one symbol's run; a portfolio (several --data) has no report yet")
+    series = {}
+    for data in args.data:
+        bars = load_data(data, args.symbol, args.timeframe)
+        if len(bars) <= strategy.warmup:
+            needed = f"{args.strategy} needs more than {strategy.warmup} bars to warm up"
+            raise CommandError(f"{needed}; {data} has {len(bars)}")
+        if bars[0].symbol in series:
+            raise CommandError(f"--data {data}: {bars[0].symbol} is given twice")
+        series[bars[0].symbol] = bars
+    config = run_config(args, list(series))
+    if portfolio:
+        return run_portfolio(series, strategy, config), None
+    (bars,) = series.values()
     return run_backtest(bars, strategy, config), bars
+
+
+def as_flags(message: str) -> str:
+    """Pydantic's field names as the command's flags: 'backtest.size_pct: ...' -> '--size-pct: ...'."""
+    names = {"folds": "walk-forward"}
+    parts = []
+    for part in message.split("; "):
+        field, sep, rest = part.partition(": ")
+        name = field.split(".")[-1] if sep else ""
+        parts.append(f"--{names.get(name, name).replace('_', '-')}: {rest}" if name else part)
+    return "; ".join(parts)
 
 
 def render(metrics: dict[str, Any]) -> str:

@@ -59,7 +59,7 @@ def run_backtest(
     n = len(bars)
     # Only some bars can change anything: a signal's, the bar after it (a next-open fill), and every bar
     # of a position with exits to check. The others are skipped; cash and holding carry over to them.
-    events = [*np.flatnonzero(np.asarray(signals)).tolist(), n]
+    events = [*np.flatnonzero(signals).tolist(), n]
     stepped: list[int] = []
     cash: list[float] = []
     held: list[float] = []
@@ -87,8 +87,8 @@ def run_backtest(
         config=cfg,
         metrics=metrics,
         trades=book.trades,
-        equity_curve=equity.tolist(),
-        drawdown_pct=drawdown_pct(equity).tolist(),
+        equity_curve=equity,
+        drawdown_pct=drawdown_pct(equity),
         timestamps=list(bars.ts) if bars.ts is not None else None,
     )
 
@@ -149,8 +149,8 @@ def run_portfolio(
         config=cfg,
         metrics=metrics,
         trades=trades,
-        equity_curve=equity.tolist(),
-        drawdown_pct=drawdown_pct(equity).tolist(),
+        equity_curve=equity,
+        drawdown_pct=drawdown_pct(equity),
         timestamps=timeline,
         symbols=list(series),
     )
@@ -177,7 +177,7 @@ def _ohlcv(data: Data, symbol: str | None = None) -> Ohlcv:
     return bars
 
 
-def _signals(bars: Ohlcv, strategy: Strategy | npt.ArrayLike) -> list[int]:
+def _signals(bars: Ohlcv, strategy: Strategy | npt.ArrayLike) -> npt.NDArray[np.int8]:
     if isinstance(strategy, Strategy):
         signals = strategy.signals(
             bars.open, bars.high, bars.low, bars.close, bars.volume, ts=bars.ts, symbol=bars.symbol
@@ -188,7 +188,7 @@ def _signals(bars: Ohlcv, strategy: Strategy | npt.ArrayLike) -> list[int]:
         raise ValueError(f"{bars.symbol}: expected one signal per bar ({len(bars)}), got shape {signals.shape}")
     if not np.isin(signals, (-1, 0, 1)).all():
         raise ValueError("signals must be -1, 0 or +1")
-    return signals.astype(np.int8).tolist()  # type: ignore[no-any-return]
+    return signals.astype(np.int8)
 
 
 @dataclass
@@ -204,7 +204,7 @@ class _Book:
     cfg: BacktestConfig
     plan: TradePlan
     account: _Account
-    signals: list[int]
+    signals: npt.NDArray[np.int8]
     symbol: str | None = None
     others: list[_Book] = field(default_factory=list)
     side: int = 0  # +1 long, -1 short, 0 flat
@@ -229,7 +229,13 @@ class _Book:
         self.exits = any(r is not None for r in (plan.stop_loss, plan.take_profit, plan.trailing_stop))
         self.max_hold = plan.max_holding_bars
         self.watch = self.exits or self.max_hold is not None  # an open position needs every bar
-        self.opens, self.closes = b.open.tolist(), b.close.tolist()
+        # Bars are read one at a time: Python lists are fastest when most bars are (a position with exits
+        # steps every bar), the arrays themselves when only a few are (signal bars and the fills after).
+        dense = self.watch
+        self.opens: list[float] | npt.NDArray[np.float64] = b.open.tolist() if dense else b.open
+        self.closes: list[float] | npt.NDArray[np.float64] = b.close.tolist() if dense else b.close
+        self.codes: list[int] | npt.NDArray[np.int8] = self.signals.tolist() if dense else self.signals
+        self.last = len(b.close) - 1
         self.highs: list[float] = b.high.tolist() if self.exits else []
         self.lows: list[float] = b.low.tolist() if self.exits else []
         self.uses_atr = plan.uses_atr
@@ -329,7 +335,7 @@ class _Book:
 
     def _check_exits(self, i: int) -> None:
         d = self.side
-        o, hi, lo = self.opens[i], self.highs[i], self.lows[i]
+        o, hi, lo = float(self.opens[i]), self.highs[i], self.lows[i]
         best = self.best
         trailing = best * (1 - d * self.trail_fraction) if self.trail_fraction else best - d * self.trail
         # the tighter of the fixed and the trailing stop binds (NaN comparisons are False)
@@ -361,21 +367,21 @@ class _Book:
 
     def step(self, i: int) -> None:
         if self.side and self.max_hold is not None and i - self.entry_bar >= self.max_hold:
-            self._close(self.opens[i], i, "max_holding")
+            self._close(float(self.opens[i]), i, "max_holding")
         if self.pending:
-            self._act(self.pending, self.opens[i], i, i - 1)
+            self._act(self.pending, float(self.opens[i]), i, i - 1)
             self.pending = 0
         if self.exits and self.side and (self.at_open or i > self.entry_bar):
             self._check_exits(i)
-        s = self.signals[i]
+        s = int(self.codes[i])
         if s and s != self.side:
             if not self.at_open:
-                self._act(s, self.closes[i], i, i)
-            elif i < len(self.closes) - 1:
+                self._act(s, float(self.closes[i]), i, i)
+            elif i < self.last:
                 self.pending = s
-        self.last_close = self.closes[i]
+        self.last_close = float(self.closes[i])
 
     def finish(self) -> None:
         if self.side:
             last = self.closes[-1] if self.cfg.finalize == "last_close" else self.opens[-1]
-            self._close(last, len(self.closes) - 1, "end_of_data")
+            self._close(float(last), self.last, "end_of_data")

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tradeflow.backtest import command as backtest_command
-from tradeflow.backtest.command import CommandError, load_data, parse_params
+from tradeflow.backtest.command import CommandError, as_flags, load_data, parse_params, run_config
 from tradeflow.domain.validation import describe
 
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _optimize(args: argparse.Namespace) -> Any:
-    from tradeflow.backtest import BacktestConfig, Ohlcv
+    from tradeflow.backtest import Ohlcv
     from tradeflow.backtest.optimize import OptimizeSettings, check_objective, optimize, parse_ranges
 
     if backtest_command.spec_path(args.strategy) is not None or args.strategy == "rules":
@@ -85,6 +85,11 @@ def _optimize(args: argparse.Namespace) -> Any:
         raise CommandError("give at least one --range K=START:STOP:STEP or K=A,B,C")
     ranges = parse_ranges(args.ranges)
     check_objective(args.objective)
+    if len(args.data) > 1:
+        raise CommandError("optimize sweeps one symbol: give a single --data")
+    if args.report:
+        raise CommandError("--report belongs to `tradeflow backtest`; backtest the winning parameters to get one")
+    bars = load_data(args.data[0], args.symbol, args.timeframe)
     try:
         settings = OptimizeSettings(
             strategy=args.strategy,
@@ -98,35 +103,16 @@ def _optimize(args: argparse.Namespace) -> Any:
             workers=args.workers,
             folds=args.folds,
             in_sample_pct=args.in_sample_pct,
-            backtest=BacktestConfig(
-                cash=args.cash,
-                commission=args.commission,
-                slippage_bps=args.slippage_bps,
-                fill=args.fill,
-                size_pct=args.size_pct,
-                allow_short=args.allow_short,
-            ),
+            backtest=run_config(args, [bars[0].symbol]),
         )
     except ValidationError as exc:
-        raise CommandError(_flags(describe(exc))) from exc
-    bars = load_data(args.data, args.symbol, args.timeframe)
+        raise CommandError(as_flags(describe(exc))) from exc
     progress = _ProgressBar() if sys.stderr.isatty() else None
     try:
         return optimize(Ohlcv.from_bars(bars), settings, progress)
     finally:
         if progress is not None:
             progress.close()
-
-
-def _flags(message: str) -> str:
-    """Pydantic's field names as the command's flags: 'backtest.size_pct: ...' -> '--size-pct: ...'."""
-    names = {"folds": "walk-forward"}
-    parts = []
-    for part in message.split("; "):
-        field, sep, rest = part.partition(": ")
-        name = field.split(".")[-1] if sep else ""
-        parts.append(f"--{names.get(name, name).replace('_', '-')}: {rest}" if name else part)
-    return "; ".join(parts)
 
 
 class _ProgressBar:

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict
+import numpy as np
+import numpy.typing as npt
+from pydantic import ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
 
 from tradeflow.backtest.config import BacktestConfig
 from tradeflow.domain.base import Model
+
+
+def _series(value: Any) -> npt.NDArray[np.float64]:
+    array = np.asarray(value, dtype=float)
+    if array.ndim != 1:
+        raise ValueError("expected a 1-d series of numbers")
+    return array
+
+
+# A per-bar series held as a float array: a million-bar run would spend a third of its time turning
+# arrays into Python lists and validating them. It is a list of numbers in JSON and in the schema.
+FloatSeries = Annotated[
+    npt.NDArray[np.float64],
+    PlainValidator(_series),
+    PlainSerializer(lambda a: a.tolist(), return_type=list[float]),
+    WithJsonSchema({"type": "array", "items": {"type": "number"}}),
+]
 
 ExitReason = Literal["signal", "stop_loss", "trailing_stop", "take_profit", "max_holding", "end_of_data"]
 
@@ -63,10 +82,25 @@ class Metrics(Model):
 
 
 class BacktestResult(Model):
+    """`equity_curve` (cash plus positions at every bar's close) and `drawdown_pct` are float arrays,
+    one value per bar (per timeline time in a portfolio); `model_dump` gives lists."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     config: BacktestConfig
     metrics: Metrics
     trades: list[Trade]
-    equity_curve: list[float]
-    drawdown_pct: list[float]
+    equity_curve: FloatSeries
+    drawdown_pct: FloatSeries
     timestamps: list[datetime] | None = None
     symbols: list[str] | None = None  # a portfolio run's symbols; its trades name theirs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BacktestResult):
+            return NotImplemented
+        same = ("config", "metrics", "trades", "timestamps", "symbols")
+        return all(getattr(self, k) == getattr(other, k) for k in same) and all(
+            np.array_equal(getattr(self, k), getattr(other, k)) for k in ("equity_curve", "drawdown_pct")
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value and mutable: unhashable, as BaseModel

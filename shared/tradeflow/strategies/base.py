@@ -111,10 +111,26 @@ class Strategy(ABC):
 _REGISTRY: dict[str, type[Strategy]] = {}
 S = TypeVar("S", bound=type[Strategy])
 
+# The built-ins and their modules, imported when first asked for: a function running one strategy does
+# not pay at cold start for importing every other (the rule-spec compiler alone is ~50 ms).
+BUILTINS = {
+    name: f"tradeflow.strategies.{module}"
+    for name, module in {
+        "donchian_breakout": "donchian_breakout",
+        "macd_trend": "macd_trend",
+        "pro": "pro",
+        "rsi_mean_reversion": "rsi_mean_reversion",
+        "rules": "rules",
+        "sma_cross": "sma_cross",
+    }.items()
+}
+
 
 def register(name: str) -> Callable[[S], S]:
     def decorate(cls: S) -> S:
         owner = _REGISTRY.get(name)
+        if owner is None and name in BUILTINS and not cls.__module__.startswith(BUILTINS[name]):
+            owner = _builtin(name)
         if owner is not None and owner is not cls:
             kind = "the built-in" if owner.__module__.startswith("tradeflow.") else "the strategy"
             raise StrategyError(
@@ -135,12 +151,24 @@ def _discover() -> None:
     discovery.ensure_loaded()
 
 
+def _builtin(name: str) -> type[Strategy] | None:
+    """The built-in strategy `name`, its module imported on first use (None: not a built-in)."""
+    if name not in _REGISTRY and name in BUILTINS:
+        import importlib
+
+        importlib.import_module(BUILTINS[name])
+    return _REGISTRY.get(name) if name in BUILTINS else None
+
+
 def registered() -> list[str]:
+    for name in BUILTINS:
+        _builtin(name)
     _discover()
     return sorted(_REGISTRY)
 
 
 def create(name: str, params: dict[str, Any] | None = None) -> Strategy:
+    _builtin(name)
     _discover()
     cls = _REGISTRY.get(name)
     if cls is None:

@@ -43,17 +43,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from tradeflow.domain import Bar, SignalAction
+from tradeflow.domain import Bar, SignalAction, SizingMethod, SizingRule
 from tradeflow.domain.base import Model
 from tradeflow.domain.timeframes import TIMEFRAME_SECONDS
 from tradeflow.indicators import atr, convergence_lookback, zones
 from tradeflow.indicators.momentum import rsi_values
 from tradeflow.indicators.moving_average import ema_values
 from tradeflow.strategies.base import _EPOCH, Decision, Strategy, register
+from tradeflow.strategies.plan import ExitDistance, TradePlan
 from tradeflow.strategies.sentiment import SentimentGate, SentimentVerdict, Side, Verdict, sentiment_gate
 from tradeflow.strategies.sessions import asset_class, bar_seconds, session_open
 
@@ -83,6 +85,7 @@ class ProParams(Model):
     atr_period: int = Field(default=14, ge=1, le=200)
     atr_stop: float = Field(default=2.0, gt=0, le=20, description="stop distance in ATRs")
     max_stop_pct: float = Field(default=10.0, gt=0, le=100, description="widest usable stop, % of price")
+    risk_pct: float = Field(default=1.0, gt=0, le=100, description="equity risked over the ATR stop, %")
     zone_lookback: int = Field(default=120, ge=10, le=2000, description="bars the zones are found in")
     zone_width: int = Field(default=3, ge=1, le=50, description="bars each side of a pivot")
     zone_tolerance: float = Field(default=0.01, ge=0, le=0.2, description="zone width, fraction of its low")
@@ -308,6 +311,21 @@ class ProStrategy(Strategy):
     @property
     def gate(self) -> SentimentGate:
         return self.sentiment if self.sentiment is not None else sentiment_gate()
+
+    @property
+    def plan(self) -> TradePlan:
+        """Rule 6 as the trade plan: a stop `atr_stop` x ATR from the entry, sized so that hitting it loses
+        `risk_pct` % of equity (the live risk function sizes alike from the signal's ATR)."""
+        p = self.params
+        return TradePlan(
+            sizing=SizingRule(
+                method=SizingMethod.ATR_RISK,
+                risk_fraction=Decimal(repr(p.risk_pct)) / 100,
+                atr_multiple=Decimal(repr(p.atr_stop)),
+            ),
+            stop_loss=ExitDistance(atr=p.atr_stop),
+            atr_period=p.atr_period,
+        )
 
     @property
     def warmup(self) -> int:
