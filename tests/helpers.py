@@ -72,11 +72,12 @@ def deployment(
     symbols: tuple[str, ...] = ("GOOG",),
     risk: RiskProfile | None = None,
     params: dict[str, Any] | None = None,
+    strategy: str = "sma_cross",
 ) -> Deployment:
     dep = Deployment(
         tenant_id=tenant,
         deployment_id=deployment_id,
-        strategy="sma_cross",
+        strategy=strategy,
         params=params or {"fast": 5, "slow": 20},
         symbols=list(symbols),
         account_id=account_id,

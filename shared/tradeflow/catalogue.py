@@ -196,7 +196,7 @@ FUNCTIONS: dict[str, Function] = {
             "strategy",
             "evaluates a deployment's strategy for one symbol at the scheduled time",
             scheduled=True,
-            reads=("deployments", "bars", "signals"),
+            reads=("deployments", "bars", "signals", "positions"),  # positions: a plan's exits
             writes=("evaluations", "signals"),
             sends_to=("signals", "dead_events"),
             memory_mb=256,

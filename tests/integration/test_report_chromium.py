@@ -128,3 +128,42 @@ def test_chromium_dom_has_the_charts_and_tables(report: tuple[Path, dict[str, ob
     assert isinstance(trades, list) and trades
     assert dom.count('class="mk entry ') == dom.count('class="mk exit ') == len(trades)
     assert "<title>sma_cross on GOOG</title>" in dom
+
+
+def test_chromium_renders_a_goog_spy_portfolio_report(tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = tmp_path / "goog-spy-sma_cross.html"
+    script = Path(sys.executable).with_name("tradeflow")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "tradeflow.cli"]
+    done = subprocess.run(
+        [*command, "backtest", "--strategy", "sma_cross", "--data", "GOOG", "--data", "SPY", "--size-pct", "50",
+         "--json", "--report", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-4000:]}"
+    trades = json.loads(done.stdout)["trades"]
+    shutil.copyfile(page, ARTIFACTS / page.name)
+
+    shot = ARTIFACTS / "goog-spy-sma_cross.png"
+    shot.unlink(missing_ok=True)
+    browsed = browse(tmp_path, f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", page.as_uri())
+    assert browsed.returncode == 0, browsed.stderr[-2000:]
+    assert shot.is_file(), f"no screenshot written; chromium said:\n{browsed.stderr[-2000:]}"
+    width, height, distinct, commonest = png_summary(shot)
+    assert (width, height) == (WIDTH, HEIGHT)
+    assert distinct > 64 and commonest < 0.99, "screenshot looks blank"
+
+    browsed = browse(tmp_path, "--dump-dom", page.as_uri())
+    assert browsed.returncode == 0, browsed.stderr[-2000:]
+    dom = browsed.stdout
+    (ARTIFACTS / "goog-spy-sma_cross.dom.html").write_text(dom, encoding="utf-8")
+    for chart in ("chart-price-1", "chart-price-2", "chart-equity", "chart-drawdown"):
+        assert f'<svg id="{chart}"' in dom, chart
+    for table in ("monthly-returns", "symbols-table", "metrics-table", "trades-table", "settings-table"):
+        assert f'<table id="{table}"' in dom, table
+    assert 'aria-label="GOOG close price with' in dom and 'aria-label="SPY close price with' in dom
+    assert dom.count('class="mk entry ') == dom.count('class="mk exit ') == len(trades)
+    assert "<title>sma_cross on GOOG + SPY</title>" in dom

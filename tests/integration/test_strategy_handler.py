@@ -259,3 +259,58 @@ def test_a_non_object_event_is_dead_lettered(setup: None) -> None:
     [dead] = receive("dead_events")
     assert reason_of(dead).startswith("invalid scheduler event")
     assert list(DynamoTable("evaluations").scan()) == []
+
+
+# --- a plan's exits on the live path --------------------------------------------------------------------
+
+STOP_SPEC = {
+    "name": "never-enters",
+    "side": "long",
+    "entry": {"indicator": "close", "op": ">", "value": 1_000_000},
+    "stop_loss": {"percent": 5},
+}
+
+
+def _long_position(opened_at: Any, quantity: int = 10, price: str = "100") -> None:
+    from decimal import Decimal
+
+    from tradeflow.domain import Position
+    from tradeflow.storage.dynamo import transact
+    from tradeflow.storage.positions import PositionRepository
+
+    position = Position(
+        tenant_id=TENANT,
+        account_id=ACCOUNT,
+        symbol="XYZ",
+        quantity=Decimal(quantity),
+        average_price=Decimal(price),
+        opened_at=opened_at,
+    )
+    transact([PositionRepository().save_write(position)])
+
+
+def test_a_plan_stop_touched_since_entry_closes_the_position(aws: object) -> None:
+    account()
+    deployment(symbols=("XYZ",), strategy="rules", params=STOP_SPEC)
+    made = market([100.0] * 25 + [93.0])  # the last bar's low (92.07) is under the 95 stop
+    _long_position(made[18].ts)
+
+    out = run(scheduler_event("XYZ", T0))
+
+    assert out["action"] == "sell"
+    [evaluation] = evaluations()
+    assert evaluation.reasons["exit"] == "stop_loss" and evaluation.reasons["level"] == 95.0
+    assert evaluation.reasons["bar"] == made[-1].ts.isoformat()
+    assert "strategy" in evaluation.reasons  # the strategy's own reasons are kept beside the exit
+    [message] = receive("signals")
+    signal = Signal.model_validate_json(message["Body"])
+    assert signal.action.value == "sell" and signal.reasons["exit"] == "stop_loss"
+
+
+def test_without_a_position_or_a_touch_the_plan_stays_quiet(aws: object) -> None:
+    account()
+    deployment(symbols=("XYZ",), strategy="rules", params=STOP_SPEC)
+    made = market([100.0] * 26)
+    assert run(scheduler_event("XYZ", T0))["action"] == "hold"  # flat
+    _long_position(made[18].ts)
+    assert run(scheduler_event("XYZ", T0 + timedelta(seconds=1)))["action"] == "hold"  # open, never touched

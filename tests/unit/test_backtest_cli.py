@@ -171,7 +171,6 @@ def test_repeated_data_is_a_portfolio_sharing_one_cash_balance(capsys: pytest.Ca
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--data", "GOOG", "--data", "SPY", "--report", "x.html"], "no report"),
         (["--data", "GOOG", "--data", "GOOG"], "given twice"),
         (["--data", "GOOG", "--data", "SPY", "--symbol", "X"], "--symbol"),
         (["--data", "GOOG", "--trailing-stop-pct", "150"], "--trailing-stop-pct"),
@@ -219,3 +218,19 @@ def test_a_spec_plan_gives_way_only_to_flags_that_are_given(capsys: pytest.Captu
 
     by_spec, by_flag = first_trade(), first_trade("--size-pct", "100")
     assert by_spec["size"] * by_spec["entry_price"] <= 5_000 < by_flag["size"] * by_flag["entry_price"]
+
+
+def test_a_portfolio_report_draws_every_symbol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "portfolio.html"
+    code, stdout, err = run(
+        capsys, "--strategy", "sma_cross", "--data", "GOOG", "--data", "SPY", "--size-pct", "50", "--json",
+        "--report", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    document = json.loads(stdout)  # stdout stays one JSON object; the file is named on stderr
+    assert str(out) in err
+    page = out.read_text(encoding="utf-8")
+    assert "<title>sma_cross on GOOG + SPY</title>" in page
+    assert '<svg id="chart-price-1"' in page and '<svg id="chart-price-2"' in page
+    assert page.count('class="mk entry ') == len(document["trades"])
+    assert '<tr class="win" data-symbol="GOOG">' in page or '<tr class="loss" data-symbol="GOOG">' in page

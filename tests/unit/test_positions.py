@@ -206,3 +206,14 @@ def test_table_of_paths(
     assert position.quantity == D(expected_qty)
     assert position.average_price == D(expected_avg)
     assert position.realized_pnl == D(expected_pnl)
+
+
+def test_opened_at_is_the_opening_fill_kept_when_adding_reset_when_flat_or_flipped() -> None:
+    position, _ = _run(_fill("buy", "5", "100", at=1))
+    assert position.opened_at == T0 + timedelta(minutes=1)
+    position, _ = _run(_fill("buy", "5", "101", at=2), _fill("sell", "2", "102", at=3), start=position)
+    assert position.opened_at == T0 + timedelta(minutes=1)  # added to, then reduced: same position
+    flipped, _ = _run(_fill("sell", "12", "103", at=4), start=position)
+    assert flipped.quantity == D(-4) and flipped.opened_at == T0 + timedelta(minutes=4)
+    flat, _ = _run(_fill("buy", "4", "99", at=5), start=flipped)
+    assert flat.quantity == 0 and flat.opened_at is None

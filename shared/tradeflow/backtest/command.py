@@ -122,10 +122,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(args: argparse.Namespace, result: Any, bars: list[Bar]) -> Path:
+def _write_report(args: argparse.Namespace, result: Any, bars: list[Bar] | dict[str, list[Bar]]) -> Path:
     from tradeflow.backtest import Ohlcv
-    from tradeflow.backtest.report import write_report
+    from tradeflow.backtest.report import write_portfolio_report, write_report
 
+    if isinstance(bars, dict):  # a portfolio: symbol -> bars
+        series = {symbol: Ohlcv.from_bars(b) for symbol, b in bars.items()}
+        named = " + ".join(series) if len(series) <= 6 else f"{len(series)} symbols"
+        return write_portfolio_report(
+            args.report,
+            result,
+            series,
+            title=f"{args.strategy} on {named}",
+            strategy=args.strategy,
+            params=parse_params(args.param),
+        )
     prices = Ohlcv.from_bars(bars)
     title = f"{args.strategy} on {prices.symbol}"
     return write_report(
@@ -227,8 +238,6 @@ def _backtest(args: argparse.Namespace) -> Any:
     portfolio = len(args.data) > 1
     if portfolio and (args.symbol or args.timeframe):
         raise CommandError("--symbol and --timeframe apply to a single --data; a portfolio names CSVs by file")
-    if portfolio and args.report:
-        raise CommandError("--report draws one symbol's run; a portfolio (several --data) has no report yet")
     series = {}
     for data in args.data:
         bars = load_data(data, args.symbol, args.timeframe)
@@ -240,7 +249,7 @@ def _backtest(args: argparse.Namespace) -> Any:
         series[bars[0].symbol] = bars
     config = run_config(args, list(series))
     if portfolio:
-        return run_portfolio(series, strategy, config), None
+        return run_portfolio(series, strategy, config), series
     (bars,) = series.values()
     return run_backtest(bars, strategy, config), bars
 

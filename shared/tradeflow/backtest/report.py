@@ -6,6 +6,12 @@ entry (triangle: up = long, down = short) and exit (circle, coloured by exit rea
 for the trade's details); the equity curve; the drawdown; monthly returns (year rows x month columns
 plus the year, colour-coded); every `Metrics` field; the trades; the run's settings.
 
+A `run_portfolio` run has its own page (`render_portfolio_report`, `write_portfolio_report`): the same
+sections over the run's timeline (the union of the symbols' bar times), with one price chart per symbol
+(its closes at their places on the timeline, so gaps and other calendars line up with the equity; its
+trades marked; the first `MAX_PRICE_CHARTS` symbols), a per-symbol table (`symbol_summaries`: trades,
+win rate, net P&L, share of the P&L, exposure) and a symbol column in the trades table.
+
 Self-contained means nothing is fetched when the page is viewed: no script, font, stylesheet or image
 comes from the network. Charts are inline SVG drawn here in Python (numpy only), tooltips are SVG
 `<title>` elements, styling is one inline `<style>`, and a Content-Security-Policy meta tag forbids any
@@ -19,8 +25,8 @@ Size stays bounded for long runs (a 1,000,000-bar run with 10,000+ trades gives 
   (at most 4 per column). The drawn line covers exactly the same min/max envelope as drawing every bar,
   so spikes and crashes stay visible; a short series is drawn in full.
 - Trade markers are drawn for at most `MAX_MARKED_TRADES` trades (the first and last halves of the
-  list); the trades table lists the first and last `TRADE_ROWS` trades. A note says when any are left
-  off.
+  list; in a portfolio, of all symbols' trades together); the trades table lists the first and last
+  `TRADE_ROWS` trades. A note says when any are left off.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ MAX_MARKED_TRADES = 2_000
 """Trades drawn on the price chart at most (first and last halves); more would only bloat the page."""
 TRADE_ROWS = 100
 """Rows of the trades table at each end (first N, last N) when there are more than 2N trades."""
+MAX_PRICE_CHARTS = 12
+"""Symbols of a portfolio report drawn as price charts at most (the first ones, in the run's order)."""
 
 # Chart geometry, in SVG user units (the SVGs scale to the page width).
 _WIDTH = 1200
@@ -51,7 +59,14 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 72, 16, 12, 26
 _PLOT_WIDTH = _WIDTH - _LEFT - _RIGHT
 
 _LONG, _SHORT = "#16a34a", "#dc2626"
-_EXIT_COLOURS = {"signal": "#334155", "stop_loss": "#ea580c", "take_profit": "#2563eb", "end_of_data": "#9333ea"}
+_EXIT_COLOURS = {
+    "signal": "#334155",
+    "stop_loss": "#ea580c",
+    "trailing_stop": "#ca8a04",
+    "take_profit": "#2563eb",
+    "max_holding": "#0891b2",
+    "end_of_data": "#9333ea",
+}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -235,9 +250,13 @@ class _YScale:
         return "".join(parts)
 
 
-def _points(frame: _Frame, scale: _YScale, values: npt.NDArray[np.float64]) -> list[str]:
+def _points(
+    frame: _Frame, scale: _YScale, values: npt.NDArray[np.float64], positions: npt.NDArray[np.intp] | None = None
+) -> list[str]:
+    """SVG points of `values`, decimated; `positions` places value i at frame index `positions[i]`
+    (default: at index i), e.g. one symbol's closes on a portfolio's timeline."""
     index = decimate(values, _PLOT_WIDTH)
-    xs, ys = frame.x(index), scale.y(values[index])
+    xs, ys = frame.x(index if positions is None else positions[index]), scale.y(values[index])
     return [f"{x:.1f},{y:.1f}" for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
 
 
@@ -260,13 +279,22 @@ def _marked(trades: Sequence[Trade]) -> tuple[list[tuple[int, Trade]], int]:
     return numbered[:half] + numbered[-half:], len(numbered) - 2 * half
 
 
-def _price_chart(frame: _Frame, bars: Ohlcv, trades: Sequence[Trade], marked: Sequence[tuple[int, Trade]]) -> str:
+def _price_chart(
+    frame: _Frame,
+    close: npt.NDArray[np.float64],
+    marked: Sequence[tuple[int, Trade]],
+    *,
+    label: str,
+    positions: npt.NDArray[np.intp] | None = None,
+    chart_id: str = "chart-price",
+) -> str:
+    """One symbol's close line with its `marked` trades. `positions` are the closes' indexes on the
+    frame (a portfolio's timeline, where the symbol may have gaps); default: close i at index i."""
     height = 360
-    close = bars.close
     prices = [close] + [np.array([t.entry_price, t.exit_price]) for _, t in marked]
     scale = _YScale.around(np.concatenate(prices), height)
     body = [scale.axis(), frame.axis(height)]
-    body.append(f'<polyline class="line price" points="{" ".join(_points(frame, scale, close))}"/>')
+    body.append(f'<polyline class="line price" points="{" ".join(_points(frame, scale, close, positions))}"/>')
     lines, markers = [], []
     for number, trade in marked:
         x1, x2 = float(frame.x(trade.entry_bar)), float(frame.x(trade.exit_bar))
@@ -285,7 +313,7 @@ def _price_chart(frame: _Frame, bars: Ohlcv, trades: Sequence[Trade], marked: Se
             f"<title>{_esc(exit_tip)}</title></circle>"
         )
     body += lines + markers
-    return _svg("chart-price", height, f"{bars.symbol} close price with {len(trades)} trades", body)
+    return _svg(chart_id, height, label, body)
 
 
 def _when(frame: _Frame, index: int) -> str:
@@ -381,7 +409,7 @@ def _metrics_table(metrics: Metrics) -> str:
     return f'<table id="metrics-table" class="kv">{rows}</table>'
 
 
-def _trades_table(trades: Sequence[Trade], frame: _Frame) -> str:
+def _trades_table(trades: Sequence[Trade], frame: _Frame, *, with_symbol: bool = False) -> str:
     numbered: list[tuple[int, Trade | None]] = list(enumerate(trades, start=1))
     note = ""
     if len(numbered) > 2 * TRADE_ROWS:
@@ -391,25 +419,29 @@ def _trades_table(trades: Sequence[Trade], frame: _Frame) -> str:
             f"{left_off:,} in between are left off.</p>"
         )
         numbered = [*numbered[:TRADE_ROWS], (0, None), *numbered[-TRADE_ROWS:]]
+    symbol_head = "<th>Symbol</th>" if with_symbol else ""
+    columns = 12 if with_symbol else 11
     head = (
-        "<tr><th>#</th><th>Side</th><th>Entry time</th><th>Entry price</th><th>Exit time</th><th>Exit price</th>"
+        f"<tr><th>#</th>{symbol_head}<th>Side</th><th>Entry time</th><th>Entry price</th><th>Exit time</th>"
+        "<th>Exit price</th>"
         "<th>Size</th><th>Bars</th><th>P&amp;L</th><th>Return</th><th>Exit reason</th></tr>"
     )
     rows = []
     for number, trade in numbered:
         if trade is None:
-            rows.append('<tr class="gap"><td colspan="11">…</td></tr>')
+            rows.append(f'<tr class="gap"><td colspan="{columns}">…</td></tr>')
             continue
         outcome = "win" if trade.pnl > 0 else "loss"
+        symbol = f'<td class="symbol">{_esc(trade.symbol or "")}</td>' if with_symbol else ""
         rows.append(
-            f'<tr class="{outcome}"><td>{number}</td><td class="{trade.side}">{trade.side}</td>'
+            f'<tr class="{outcome}"><td>{number}</td>{symbol}<td class="{trade.side}">{trade.side}</td>'
             f"<td>{_esc(_trade_time(trade.entry_time, trade.entry_bar, frame))}</td><td>{trade.entry_price:,.4f}</td>"
             f"<td>{_esc(_trade_time(trade.exit_time, trade.exit_bar, frame))}</td><td>{trade.exit_price:,.4f}</td>"
             f"<td>{trade.size:,.4g}</td><td>{trade.bars_held:,}</td><td>{trade.pnl:+,.2f}</td>"
             f"<td>{trade.return_pct:+.2f} %</td><td>{_esc(trade.exit_reason)}</td></tr>"
         )
     if not trades:
-        rows.append('<tr><td colspan="11">No trades.</td></tr>')
+        rows.append(f'<tr><td colspan="{columns}">No trades.</td></tr>')
     return f'{note}<table id="trades-table" class="trades"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -418,15 +450,16 @@ def _trade_time(when: datetime | None, index: int, frame: _Frame) -> str:
 
 
 def _settings_table(
-    result: BacktestResult, bars: Ohlcv, strategy: str, params: Mapping[str, Any], frame: _Frame
+    result: BacktestResult, subject: tuple[str, str], strategy: str, params: Mapping[str, Any], frame: _Frame
 ) -> str:
+    """The run's settings; `subject` is the ("symbol", ...) or ("symbols", ...) row."""
     rows: list[tuple[str, str]] = [
         ("strategy", strategy),
         ("params", json.dumps(dict(params), sort_keys=True, default=str) if params else "(defaults)"),
-        ("symbol", bars.symbol),
-        ("bars", f"{len(bars):,}"),
+        subject,
+        ("bars", f"{frame.bars:,}"),
         ("from", frame.label(0)),
-        ("to", frame.label(len(bars) - 1)),
+        ("to", frame.label(frame.bars - 1)),
     ]
     for name, value in result.config.model_dump(mode="json").items():
         rows.append((name, "\u2013" if value is None else str(value)))
@@ -465,7 +498,9 @@ svg.chart{width:100%;height:auto;display:block;background:#fff}
 .tl{stroke-width:1;opacity:.55}.tl.win{stroke:#16a34a}.tl.loss{stroke:#dc2626}
 .mk{stroke:#fff;stroke-width:.8}.mk.entry.long{fill:#16a34a}.mk.entry.short{fill:#dc2626}
 .mk.exit.signal{fill:#334155}.mk.exit.stop_loss{fill:#ea580c}.mk.exit.take_profit{fill:#2563eb}
-.mk.exit.end_of_data{fill:#9333ea}
+.mk.exit.end_of_data{fill:#9333ea}.mk.exit.trailing_stop{fill:#ca8a04}.mk.exit.max_holding{fill:#0891b2}
+h3{font-size:14px;margin:16px 0 2px}
+table.symbols tbody th{text-align:left}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;color:#334155;margin:4px 0 0 72px}
 .legend svg{width:12px;height:12px;vertical-align:-1px;margin-right:4px}
 table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}
@@ -480,32 +515,33 @@ footer{margin-top:32px;font-size:12px}
 """
 
 
-def render_report(result: BacktestResult, bars: Ohlcv, *, title: str, strategy: str, params: Mapping[str, Any]) -> str:
-    """The report of one backtest run over `bars` (the same bars the run used) as one HTML document."""
-    n = len(bars)
-    if len(result.equity_curve) != n or len(result.drawdown_pct) != n:
-        raise ValueError(f"the result has {len(result.equity_curve)} equity points for {n} bars")
-    times: Sequence[datetime] | None = bars.ts if bars.ts is not None else result.timestamps
-    frame = _Frame(n, times, _time_format(times) if times else "%Y-%m-%d")
+def _page(
+    result: BacktestResult,
+    frame: _Frame,
+    *,
+    title: str,
+    subtitle: str,
+    buy_hold: str,
+    price: Sequence[str],
+    symbols: Sequence[str],
+    settings: str,
+    trades: str,
+) -> str:
+    """The document around the run's own parts: `price` (the price section's contents), `symbols` (an
+    optional section before the metrics), `settings` and `trades` (tables)."""
+    n = frame.bars
+    times = frame.times
     equity = np.asarray(result.equity_curve, dtype=float)
     drawdown = np.asarray(result.drawdown_pct, dtype=float)
     metrics = result.metrics
-    marked, unmarked = _marked(result.trades)
-
     headline = [
         ("Total return", _format_metric("total_return_pct", metrics.total_return_pct)),
-        ("Buy & hold", _format_metric("buy_hold_return_pct", metrics.buy_hold_return_pct)),
+        (buy_hold, _format_metric("buy_hold_return_pct", metrics.buy_hold_return_pct)),
         ("Max drawdown", _format_metric("max_drawdown_pct", metrics.max_drawdown_pct)),
         ("Sharpe", _format_metric("sharpe", metrics.sharpe)),
         ("Trades", _format_metric("trades", metrics.trades)),
         ("Final equity", _format_metric("final_equity", metrics.final_equity)),
     ]
-    marker_note = (
-        f'<p class="note">{unmarked:,} trades in the middle of the run are not marked (the first and last '
-        f"{MAX_MARKED_TRADES // 2:,} are).</p>"
-        if unmarked
-        else ""
-    )
     if times:
         monthly = _monthly_table(monthly_returns(times, equity, result.config.cash))
         monthly_note = (
@@ -514,8 +550,6 @@ def render_report(result: BacktestResult, bars: Ohlcv, *, title: str, strategy: 
         )
     else:
         monthly, monthly_note = "", '<p class="note">The bars carry no times, so there are no months.</p>'
-    period = f"{frame.label(0)} to {frame.label(n - 1)}"
-    subtitle = f"{strategy} on {bars.symbol} · {period} · {n:,} bars · {len(result.trades):,} trades"
     decimation = (
         f"Charts draw at most 4 points per pixel column (first, min, max and last bar of each column; "
         f"{_PLOT_WIDTH} columns), so they keep every spike of the {n:,} bars."
@@ -535,9 +569,7 @@ def render_report(result: BacktestResult, bars: Ohlcv, *, title: str, strategy: 
         *(f"<div>{_esc(label)}<b>{_esc(value)}</b></div>" for label, value in headline),
         "</section>",
         '<section id="price"><h2>Price and trades</h2>',
-        _price_chart(frame, bars, result.trades, marked),
-        _legend(),
-        marker_note,
+        *price,
         "</section>",
         '<section id="equity"><h2>Equity</h2>',
         _equity_chart(frame, equity, result.config.cash),
@@ -549,19 +581,207 @@ def render_report(result: BacktestResult, bars: Ohlcv, *, title: str, strategy: 
         monthly,
         monthly_note,
         "</section>",
+        *symbols,
         '<div class="cols"><section id="metrics"><h2>Metrics</h2>',
         _metrics_table(metrics),
         "</section>",
         '<section id="settings"><h2>Run settings</h2>',
-        _settings_table(result, bars, strategy, params, frame),
+        settings,
         "</section></div>",
         '<section id="trades"><h2>Trades</h2>',
-        _trades_table(result.trades, frame),
+        trades,
         "</section>",
         f"<footer>{_esc(decimation)} Generated by tradeflow; the page loads nothing from the network.</footer>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _marker_note(unmarked: int) -> str:
+    if not unmarked:
+        return ""
+    return (
+        f'<p class="note">{unmarked:,} trades in the middle of the run are not marked (the first and last '
+        f"{MAX_MARKED_TRADES // 2:,} are).</p>"
+    )
+
+
+def render_report(result: BacktestResult, bars: Ohlcv, *, title: str, strategy: str, params: Mapping[str, Any]) -> str:
+    """The report of one backtest run over `bars` (the same bars the run used) as one HTML document."""
+    n = len(bars)
+    if len(result.equity_curve) != n or len(result.drawdown_pct) != n:
+        raise ValueError(f"the result has {len(result.equity_curve)} equity points for {n} bars")
+    times: Sequence[datetime] | None = bars.ts if bars.ts is not None else result.timestamps
+    frame = _Frame(n, times, _time_format(times) if times else "%Y-%m-%d")
+    marked, unmarked = _marked(result.trades)
+    period = f"{frame.label(0)} to {frame.label(n - 1)}"
+    label = f"{bars.symbol} close price with {len(result.trades)} trades"
+    return _page(
+        result,
+        frame,
+        title=title,
+        subtitle=f"{strategy} on {bars.symbol} · {period} · {n:,} bars · {len(result.trades):,} trades",
+        buy_hold="Buy & hold",
+        price=[_price_chart(frame, bars.close, marked, label=label), _legend(), _marker_note(unmarked)],
+        symbols=[],
+        settings=_settings_table(result, ("symbol", bars.symbol), strategy, params, frame),
+        trades=_trades_table(result.trades, frame),
+    )
+
+
+# --- portfolio --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SymbolSummary:
+    """One symbol's share of a portfolio run. `pnl_share_pct` is its net P&L over the portfolio's (all
+    trades' net P&L; the shares add up to 100, and a losing symbol in a winning run has a negative one;
+    None when the portfolio's net P&L is 0). `exposure_pct` is the share of the symbol's own bars spent
+    in a position (entry bar to exit bar, as the run's exposure counts)."""
+
+    symbol: str
+    bars: int
+    trades: int
+    win_rate_pct: float | None
+    net_pnl: float
+    pnl_share_pct: float | None
+    exposure_pct: float
+
+
+def symbol_summaries(trades: Sequence[Trade], positions: Mapping[str, npt.ArrayLike]) -> list[SymbolSummary]:
+    """Per-symbol figures of a portfolio run, in the order of `positions`: each symbol's bar indexes on
+    the run's timeline (ascending), against which the trades' `entry_bar`/`exit_bar` are read. A trade
+    of a symbol not in `positions` is an error."""
+    by_symbol: dict[str, list[Trade]] = {symbol: [] for symbol in positions}
+    for trade in trades:
+        if trade.symbol not in by_symbol:
+            raise ValueError(f"a trade of {trade.symbol!r}, which is not one of the symbols")
+        by_symbol[trade.symbol].append(trade)
+    total = math.fsum(t.pnl for t in trades)
+    out = []
+    for symbol, own in by_symbol.items():
+        bars = np.asarray(positions[symbol], dtype=np.intp)
+        held = np.zeros(bars.shape[0], dtype=bool)
+        for trade in own:
+            lo = int(np.searchsorted(bars, trade.entry_bar, side="left"))
+            hi = int(np.searchsorted(bars, trade.exit_bar, side="right"))
+            held[lo:hi] = True
+        net = math.fsum(t.pnl for t in own)
+        out.append(
+            SymbolSummary(
+                symbol=symbol,
+                bars=int(bars.shape[0]),
+                trades=len(own),
+                win_rate_pct=sum(t.pnl > 0 for t in own) / len(own) * 100.0 if own else None,
+                net_pnl=net,
+                pnl_share_pct=net / total * 100.0 if total else None,
+                exposure_pct=float(held.mean() * 100.0) if held.size else 0.0,
+            )
+        )
+    return out
+
+
+def _symbols_table(rows: Sequence[SymbolSummary]) -> str:
+    head = (
+        "<tr><th>Symbol</th><th>Bars</th><th>Trades</th><th>Win rate</th><th>Net P&amp;L</th>"
+        "<th>P&amp;L share</th><th>Exposure</th></tr>"
+    )
+    body = []
+    for row in rows:
+        win_rate = "\u2013" if row.win_rate_pct is None else f"{row.win_rate_pct:.1f} %"
+        share = "\u2013" if row.pnl_share_pct is None else f"{row.pnl_share_pct:+.1f} %"
+        outcome = "win" if row.net_pnl > 0 else ("loss" if row.net_pnl < 0 else "flat")
+        body.append(
+            f'<tr class="{outcome}" data-symbol="{_esc(row.symbol)}"><th>{_esc(row.symbol)}</th><td>{row.bars:,}</td>'
+            f"<td>{row.trades:,}</td><td>{win_rate}</td><td>{row.net_pnl:+,.2f}</td><td>{share}</td>"
+            f"<td>{row.exposure_pct:.1f} %</td></tr>"
+        )
+    return f'<table id="symbols-table" class="symbols"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _timeline_positions(result: BacktestResult, series: Mapping[str, Ohlcv]) -> dict[str, npt.NDArray[np.intp]]:
+    """Each symbol's bar indexes on the run's timeline, in the run's symbol order; checks that `series`
+    are the run's symbols and bars."""
+    timeline = result.timestamps
+    if timeline is None:
+        raise ValueError("a portfolio result carries its timeline (timestamps); this one has none")
+    symbols = result.symbols or list(series)
+    missing = [s for s in symbols if s not in series]
+    extra = [s for s in series if s not in symbols]
+    if missing or extra:
+        raise ValueError(f"series and run differ: missing {missing}, not in the run {extra}")
+    index = {t: k for k, t in enumerate(timeline)}
+    positions = {}
+    for symbol in symbols:
+        ts = series[symbol].ts
+        if ts is None:
+            raise ValueError(f"{symbol}: a portfolio's bars need times")
+        try:
+            positions[symbol] = np.fromiter((index[t] for t in ts), dtype=np.intp, count=len(ts))
+        except KeyError as exc:
+            raise ValueError(f"{symbol}: bar time {exc.args[0]} is not on the run's timeline") from None
+    return positions
+
+
+def render_portfolio_report(
+    result: BacktestResult, series: Mapping[str, Ohlcv], *, title: str, strategy: str, params: Mapping[str, Any]
+) -> str:
+    """The report of a `run_portfolio` run over `series` (symbol -> the bars the run used) as one HTML
+    document: the single-symbol report's sections over the run's timeline, one price chart per symbol
+    (its closes at their places on the timeline, its trades marked; at most `MAX_PRICE_CHARTS`), a
+    per-symbol table (`symbol_summaries`) and a symbol column in the trades table."""
+    positions = _timeline_positions(result, series)
+    timeline = result.timestamps or []
+    n = len(timeline)
+    if len(result.equity_curve) != n or len(result.drawdown_pct) != n:
+        raise ValueError(f"the result has {len(result.equity_curve)} equity points for a {n}-time timeline")
+    frame = _Frame(n, timeline, _time_format(timeline))
+    summaries = symbol_summaries(result.trades, positions)
+    marked, unmarked = _marked(result.trades)
+    symbols = list(positions)
+    price = []
+    for k, row in enumerate(summaries[:MAX_PRICE_CHARTS], start=1):
+        own = [(number, trade) for number, trade in marked if trade.symbol == row.symbol]
+        label = f"{row.symbol} close price with {row.trades} trades"
+        price.append(f"<h3>{_esc(row.symbol)}</h3>")
+        price.append(
+            _price_chart(
+                frame,
+                np.asarray(series[row.symbol].close, dtype=float),
+                own,
+                label=label,
+                positions=positions[row.symbol],
+                chart_id=f"chart-price-{k}",
+            )
+        )
+    price.append(_legend())
+    if len(symbols) > MAX_PRICE_CHARTS:
+        left_off = symbols[MAX_PRICE_CHARTS:]
+        price.append(
+            f'<p class="note">{len(symbols)} symbols: the first {MAX_PRICE_CHARTS} are drawn; '
+            f"{_esc(', '.join(left_off))} are in the tables only.</p>"
+        )
+    price.append(_marker_note(unmarked))
+    named = " + ".join(symbols) if len(symbols) <= 6 else f"{len(symbols)} symbols"
+    period = f"{frame.label(0)} to {frame.label(n - 1)}"
+    return _page(
+        result,
+        frame,
+        title=title,
+        subtitle=f"{strategy} on {named} · {period} · {n:,} bars · {len(result.trades):,} trades",
+        buy_hold="Buy & hold (equal weight)",
+        price=price,
+        symbols=['<section id="symbols"><h2>Per symbol</h2>', _symbols_table(summaries), "</section>"],
+        settings=_settings_table(result, ("symbols", ", ".join(symbols)), strategy, params, frame),
+        trades=_trades_table(result.trades, frame, with_symbol=True),
+    )
+
+
+def _write(path: str | Path, text: str) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
 
 
 def write_report(
@@ -574,7 +794,17 @@ def write_report(
     params: Mapping[str, Any],
 ) -> Path:
     """Write `render_report(...)` to `path` (UTF-8; parent folders are created) and return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_report(result, bars, title=title, strategy=strategy, params=params), encoding="utf-8")
-    return target
+    return _write(path, render_report(result, bars, title=title, strategy=strategy, params=params))
+
+
+def write_portfolio_report(
+    path: str | Path,
+    result: BacktestResult,
+    series: Mapping[str, Ohlcv],
+    *,
+    title: str,
+    strategy: str,
+    params: Mapping[str, Any],
+) -> Path:
+    """Write `render_portfolio_report(...)` to `path` (UTF-8; parent folders are created); return the path."""
+    return _write(path, render_portfolio_report(result, series, title=title, strategy=strategy, params=params))

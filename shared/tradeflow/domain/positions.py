@@ -21,6 +21,7 @@ class Position(Model):
     realized_pnl: Price = Decimal(0)
     last_price: Price | None = None
     last_loss_at: UtcDatetime | None = None
+    opened_at: UtcDatetime | None = None  # the fill that opened the current position (None when flat)
     updated_at: UtcDatetime | None = None
     version: int = 0
 
@@ -55,6 +56,13 @@ class Position(Model):
             new_avg = avg if new_qty != 0 and (new_qty > 0) == (qty > 0) else fill.price
             if new_qty == 0:
                 new_avg = Decimal(0)
+        # a position opens when it leaves zero or crosses through it; adding to it keeps its opening time
+        if new_qty == 0:
+            opened: datetime | None = None
+        elif qty == 0 or (qty > 0) != (new_qty > 0):
+            opened = fill.ts
+        else:
+            opened = self.opened_at
         last_loss: datetime | None = self.last_loss_at
         if realized - fill.fee < 0 and realized != 0:
             last_loss = fill.ts
@@ -65,6 +73,7 @@ class Position(Model):
                 "realized_pnl": self.realized_pnl + realized,
                 "last_price": fill.price,
                 "last_loss_at": last_loss,
+                "opened_at": opened,
                 "updated_at": fill.ts,
             }
         )

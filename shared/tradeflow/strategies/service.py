@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from pydantic import ConfigDict, Field
 
-from tradeflow.domain import DeploymentStatus, Evaluation, Signal, SignalAction
+from tradeflow.domain import Bar, Deployment, DeploymentStatus, Evaluation, Signal, SignalAction
 from tradeflow.domain.base import Model
 from tradeflow.domain.ids import signal_id
 from tradeflow.domain.timeframes import TIMEFRAME_SECONDS, last_closed_open_time
@@ -23,8 +23,14 @@ from tradeflow.messaging.sqs import MessageQueue
 from tradeflow.storage.bars import BarRepository
 from tradeflow.storage.deployments import DeploymentRepository
 from tradeflow.storage.evaluations import EvaluationRepository
+from tradeflow.storage.positions import PositionRepository
 from tradeflow.storage.signals import SignalRepository
-from tradeflow.strategies import StrategyError, create
+from tradeflow.strategies import Decision, Strategy, StrategyError, create
+from tradeflow.strategies.exits import bars_needed, due_exit, has_exits
+
+# A position held longer than this many bars has its plan exits noted as unchecked rather than read
+# from an unbounded history (10,000 one-minute bars is a week).
+MAX_EXIT_WINDOW = 10_000
 
 
 class ScheduledInvocation(Model):
@@ -52,6 +58,7 @@ class StrategyService:
         self.bars = BarRepository()
         self.evaluations = EvaluationRepository()
         self.signals = SignalRepository()
+        self.positions = PositionRepository()
 
     def run(self, invocation: ScheduledInvocation) -> StrategyResult:
         now = invocation.scheduled_time
@@ -98,7 +105,7 @@ class StrategyService:
         if now - last.ts > timedelta(seconds=max_age):
             return outcome("stale_data", {"last_bar": last.ts.isoformat(), "max_age_seconds": max_age}, last.ts)
 
-        decision = strategy.evaluate(bars)
+        decision = self._plan_exit(strategy, deployment, bars[-1], strategy.evaluate(bars))
         sid = None
         signal = None
         if decision.action is not SignalAction.HOLD:
@@ -137,3 +144,26 @@ class StrategyService:
                 return StrategyResult(evaluation, signal, sent=False)  # already past the risk gate
         self.queue.send("signals", signal.model_dump_json(), signal.group_id, signal.signal_id)
         return StrategyResult(evaluation, signal, sent=True)
+
+    def _plan_exit(self, strategy: Strategy, deployment: Deployment, last: Bar, decision: Decision) -> Decision:
+        """The strategy's decision, unless its plan's exits say the open position must close now: then the
+        closing signal, its reasons naming the exit and keeping the strategy's own (see `exits.py`)."""
+        plan = strategy.plan
+        if plan is None or not has_exits(plan):
+            return decision
+        tenant, timeframe = deployment.tenant_id, deployment.timeframe
+        position = self.positions.get(tenant, deployment.account_id, last.symbol)
+        if position.quantity == 0 or position.opened_at is None:
+            return decision
+        side = 1 if position.quantity > 0 else -1
+        held = int((last.ts - position.opened_at).total_seconds() // TIMEFRAME_SECONDS[timeframe]) + 1
+        count = held + bars_needed(plan) + 1
+        if count > MAX_EXIT_WINDOW:
+            note = f"position open for {held} bars: plan exits are checked over at most {MAX_EXIT_WINDOW} bars"
+            return decision.model_copy(update={"reasons": {**decision.reasons, "plan_exit": note}})
+        history = self.bars.latest(tenant, last.symbol, timeframe, last.ts, count)
+        due = due_exit(plan, side, float(position.average_price), position.opened_at, history)
+        if due is None:
+            return decision
+        action = SignalAction.SELL if side > 0 else SignalAction.BUY
+        return Decision(action=action, reasons={**due.reasons(), "strategy": decision.reasons}, atr=decision.atr)
