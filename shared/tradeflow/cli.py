@@ -1,6 +1,7 @@
 """The `tradeflow` command.
 
 tradeflow local up [--aws-port 5000] [--speed 60] [--duration S] [--summary-json PATH]
+tradeflow local token --tenant T --user U [--role admin]... [--ttl 3600]
 tradeflow invoke FUNCTION EVENT.json [--aws-endpoint URL]
 """
 
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--symbols", default=None, help="comma-separated subset of the demo symbols")
     up.add_argument("--log-format", choices=("pretty", "json"), default="pretty")
     up.add_argument("--status-every", type=float, default=15.0, help="seconds between account status lines (0: none)")
+    token = local_commands.add_parser("token", help="print a bearer token of the local dev issuer (TOKEN=$(...))")
+    token.add_argument("--tenant", required=True, help="tenant id the token is for")
+    token.add_argument("--user", required=True, help="user id (the token's sub)")
+    token.add_argument("--role", action="append", default=[], help="a role, e.g. admin (repeatable)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
 
     from tradeflow.backtest.command import add_parser as add_backtest
     from tradeflow.backtest.optimize_command import add_parser as add_optimize
@@ -63,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("event", type=Path, help="event JSON file (see events/)")
     invoke.add_argument("--aws-endpoint", default="http://127.0.0.1:5000", help="the local cloud's AWS endpoint")
     return parser
+
+
+def local_token(args: argparse.Namespace) -> int:
+    """Print just the token, so scripts can do TOKEN=$(tradeflow local token ...)."""
+    from tradeflow.api.dev_issuer import DevIssuer
+
+    try:
+        print(DevIssuer().issue(args.tenant, args.user, roles=args.role, ttl_seconds=args.ttl))
+    except ValueError as exc:
+        print(f"tradeflow local token: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def local_up(args: argparse.Namespace) -> int:
@@ -184,7 +202,7 @@ def invoke(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local":
-        return local_up(args)
+        return local_token(args) if args.local_command == "token" else local_up(args)
     if args.command == "backtest":
         from tradeflow.backtest.command import run
 
