@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tradeflow.brokers.factory import broker_for
 from tradeflow.domain import OrderIntent
-from tradeflow.execution.messages import orders_message
+from tradeflow.execution.messages import CancelRequest, orders_message
 from tradeflow.execution.service import ExecutionService
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.observability import observability
@@ -40,6 +40,13 @@ def record_handler(record: SQSRecord) -> None:
             on_retry=lambda reason: service.signals.note_error(intent.tenant_id, intent.signal_id, reason),
         ):
             result = service.execute(intent)
+    elif isinstance(message, CancelRequest):
+        cancel = message
+        logger.thread_safe_append_keys(tenant_id=cancel.tenant_id, client_order_id=cancel.client_order_id)
+        with consumer.attempt(record):
+            result = service.cancel(
+                cancel.tenant_id, cancel.account_id, cancel.client_order_id, cancel.requested_at, cancel.requested_by
+            )
     else:
         update = message
         logger.thread_safe_append_keys(tenant_id=update.tenant_id, client_order_id=update.order.client_order_id)

@@ -11,8 +11,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tradeflow.domain import Signal
+from tradeflow.manual.model import ManualOrder
 from tradeflow.messaging.sqs import SqsQueues
+from tradeflow.risk.messages import parse_signals_message
 from tradeflow.risk.service import RiskService
 from tradeflow.runtime.observability import observability
 from tradeflow.runtime.queue_consumer import QueueConsumer
@@ -26,7 +27,7 @@ consumer = QueueConsumer("signals", logger, metrics, queues)
 def record_handler(record: SQSRecord) -> None:
     logger.thread_safe_clear_keys()
     metrics.add_metric(name="SignalMessages", unit=MetricUnit.Count, value=1)
-    signal = consumer.parse(record, Signal.model_validate_json)
+    signal = consumer.parse(record, parse_signals_message)  # a strategy Signal or a ManualOrder
     if signal is None:
         return
     logger.thread_safe_append_keys(correlation_id=signal.signal_id, tenant_id=signal.tenant_id)
@@ -36,7 +37,10 @@ def record_handler(record: SQSRecord) -> None:
         on_final=lambda reason: service.dead_letter(signal, reason),
         on_retry=lambda reason: service.signals.note_error(signal.tenant_id, signal.signal_id, reason),
     ):
-        result = service.assess(signal, queued_seconds(record))
+        if isinstance(signal, ManualOrder):
+            result = service.assess_manual(signal)
+        else:
+            result = service.assess(signal, queued_seconds(record))
     metrics.add_metric(name=f"Risk{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
     intent = result.intent
     logger.info(
@@ -46,7 +50,7 @@ def record_handler(record: SQSRecord) -> None:
             "status": result.status,
             "reason": result.reason,
             "symbol": signal.symbol,
-            "action": signal.action.value,
+            "action": signal.side.value if isinstance(signal, ManualOrder) else signal.action.value,
             "side": intent.side.value if intent else None,
             "quantity": str(intent.quantity) if intent else None,
             "client_order_id": intent.client_order_id if intent else None,

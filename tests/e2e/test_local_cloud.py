@@ -127,6 +127,8 @@ def test_cli_done_when(tmp_path: Path) -> None:
         str(summary_path),
         "--aws-port",
         str(free_port()),
+        "--api-port",
+        str(free_port()),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -135,3 +137,4 @@ def test_cli_done_when(tmp_path: Path) -> None:
     assert summary["fills"] > 0, done.stdout[-3000:]
     assert summary["dead_letters"] == 0
     assert "FILL" in done.stdout and "SIGNAL" in done.stdout
+    assert "REST API http://127.0.0.1:" in done.stdout and "export TOKEN=" in done.stdout

@@ -24,6 +24,7 @@ def open_account(
     broker: str = "paper",
     mode: str = "paper",
     broker_config: dict[str, Any] | None = None,
+    currency: str = "USD",
 ) -> bool:
     """Create the account with its opening deposit; False when it already exists."""
     config = dict(broker_config or {})
@@ -35,6 +36,7 @@ def open_account(
         name=name or account_id,
         broker=broker,
         mode=mode,
+        currency=currency,
         starting_cash=starting_cash,
         cash=starting_cash,
         broker_config=config,

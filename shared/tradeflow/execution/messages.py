@@ -1,4 +1,4 @@
-"""Messages on the `orders` queue: intents to submit, and broker updates to record."""
+"""Messages on the `orders` queue: intents to submit, broker updates to record, and cancel requests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field, TypeAdapter
 from tradeflow.brokers.port import BrokerOrder
 from tradeflow.domain import OrderIntent
 from tradeflow.domain.base import Model
-from tradeflow.domain.types import ResourceId, TenantId
+from tradeflow.domain.types import ResourceId, Symbol, TenantId, UtcDatetime
 
 
 class BrokerUpdate(Model):
@@ -29,5 +29,26 @@ class BrokerUpdate(Model):
         return f"{self.order.client_order_id}:{self.order.status.value}:{len(self.order.fills)}"
 
 
-OrdersMessage = Annotated[OrderIntent | BrokerUpdate, Field(discriminator="kind")]
+class CancelRequest(Model):
+    """A request (from the API) to cancel an order at its broker. It travels in the order's own FIFO
+    group, behind the intent that created the order."""
+
+    kind: Literal["cancel_request"] = "cancel_request"
+    tenant_id: TenantId
+    account_id: ResourceId
+    symbol: Symbol
+    client_order_id: str = Field(min_length=1, max_length=48)
+    requested_at: UtcDatetime
+    requested_by: str = Field(min_length=1, max_length=200)
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.tenant_id}#{self.account_id}#{self.symbol}"
+
+    @property
+    def dedup_id(self) -> str:
+        return f"cancel:{self.client_order_id}"
+
+
+OrdersMessage = Annotated[OrderIntent | BrokerUpdate | CancelRequest, Field(discriminator="kind")]
 orders_message = TypeAdapter(OrdersMessage)

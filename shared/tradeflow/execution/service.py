@@ -11,6 +11,10 @@ For an order intent:
 5. The broker's state is applied to the books (fills exactly once each), then the signal's outcome.
 
 Broker updates (fills from the paper exchange or a broker stream) go through step 5 only.
+
+A cancel request (from the API) asks the broker to cancel and goes through step 5 with its answer; an
+order the broker never received is closed as cancelled in our ledger, and its intent, if redelivered,
+then finds it final and submits nothing.
 """
 
 from __future__ import annotations
@@ -147,6 +151,36 @@ class ExecutionService:
                 f"broker update for unknown order {broker_order.client_order_id}; the intent may still be in flight"
             )
         return self._sync(order, broker_order, "synced")
+
+    def cancel(
+        self, tenant_id: str, account_id: str, client_order_id: str, at: datetime, actor: str
+    ) -> ExecutionResult:
+        """Cancel an order at its broker and record what the broker reports (a fill that won the race
+        is recorded as a fill; the order then ends filled, not cancelled)."""
+        order = self.books.orders.get(tenant_id, client_order_id)
+        if order is None or order.account_id != account_id:
+            return ExecutionResult(client_order_id, "unknown", detail="no such order; nothing to cancel")
+        if order.status.final:
+            self._record_outcome(order)
+            return ExecutionResult(client_order_id, "duplicate", order, detail=f"order already {order.status.value}")
+        broker = self.broker_for(self._account(tenant_id, account_id), at)
+        known = broker.get_order_by_client_id(client_order_id)
+        if known is None:
+            if order.status is not OrderStatus.NEW:
+                raise RetryLater(
+                    f"order {client_order_id} is {order.status} in our ledger but unknown to {broker.name}"
+                )
+            closed = self.books.close_order(order, OrderStatus.CANCELLED, at, actor, "cancelled before submission")
+            self._record_outcome(closed)
+            return ExecutionResult(client_order_id, "cancelled", closed)
+        if not known.status.final:
+            try:
+                known = broker.cancel(client_order_id)
+            except BrokerRejected as refused:
+                return ExecutionResult(client_order_id, "refused", order, detail=str(refused))
+            except (BrokerTimeout, BrokerUnavailable) as failure:
+                raise RetryLater(f"{broker.name} could not cancel {client_order_id}: {failure}") from failure
+        return self._sync(order, known, "cancelled")
 
     def _submit(self, broker: Broker, order: Order) -> BrokerOrder | BrokerRejected:
         try:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tradeflow.catalogue import FUNCTIONS, QUEUES
+from tradeflow.local.api_server import ApiServer
 from tradeflow.local.clock import LocalClock
 from tradeflow.local.console import install_console
 from tradeflow.local.demo import demo_feeds, seed_demo
@@ -47,6 +48,7 @@ class LocalCloudConfig:
     seed: Callable[[datetime], None] | None = None  # creates accounts/deployments instead of the demo
     status_seconds: float | None = None  # print each account's status this often (wall seconds)
     drain_seconds: float = 20.0
+    api_port: int | None = None  # serve the REST API on 127.0.0.1:<port> (the CLI's default: 8000)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -63,6 +65,7 @@ class LocalCloud:
         self.replay: MarketReplay | None = None
         self.started_at = 0.0
         self.last_fired: datetime | None = None  # scheduled time of the last schedule fired
+        self.api: ApiServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -94,6 +97,9 @@ class LocalCloud:
                 self.threads.append(StreamPoller(name, self.lambdas, self.stop_event))
         for thread in self.threads:
             thread.start()
+        if self.config.api_port is not None:
+            self.api = ApiServer(self.config.api_port)
+            self.api.start()
         self.clock.restart()
         self.started_at = time.monotonic()
         log.info(
@@ -198,6 +204,8 @@ class LocalCloud:
             thread.join(timeout=10)
 
     def shutdown(self) -> None:
+        if self.api is not None:
+            self.api.stop()
         self.stop_workers()
         self.server.stop()
 

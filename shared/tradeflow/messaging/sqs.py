@@ -28,13 +28,15 @@ class SqsQueues:
                 self._urls[physical_name] = client("sqs").get_queue_url(QueueName=physical_name)["QueueUrl"]
             return self._urls[physical_name]
 
-    def send(self, queue: str, body: str, group_id: str, dedup_id: str) -> None:
-        client("sqs").send_message(
-            QueueUrl=self.url(QUEUES[queue].physical_name()),
-            MessageBody=body,
-            MessageGroupId=group_id,
-            MessageDeduplicationId=dedup_id[:128],
-        )
+    def send(self, queue: str, body: str, group_id: str = "", dedup_id: str = "") -> None:
+        """Send to a catalogue queue; group and deduplication ids apply to FIFO queues only (a standard
+        queue refuses them)."""
+        spec = QUEUES[queue]
+        request: dict[str, Any] = {"QueueUrl": self.url(spec.physical_name()), "MessageBody": body}
+        if spec.fifo:
+            request["MessageGroupId"] = group_id
+            request["MessageDeduplicationId"] = dedup_id[:128]
+        client("sqs").send_message(**request)
 
     def dead_letter(self, queue: str, body: str, group_id: str, dedup_id: str, reason: str) -> None:
         """Move a message that can never succeed straight to the queue's DLQ, with the reason as an

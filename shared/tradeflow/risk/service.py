@@ -6,6 +6,9 @@ so two intents decided at the same time on different symbols of one account cann
 account-wide limit: the loser re-reads and decides again. The signal's transition PENDING -> APPROVED
 is in the same transaction, so a duplicate delivery cannot reserve twice; if we die after the commit
 but before sending, the redelivery re-sends the stored intent (deduplicated by client order id).
+
+Manual orders placed through the API (`tradeflow.manual`) take the same path: `assess_manual` checks
+them with `risk.manual.decide_manual` and reserves, approves and sends through the same transaction.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from decimal import Decimal
 from tradeflow.domain import Account, OrderIntent, OrderType, Signal, SignalOutcome, TimeInForce
 from tradeflow.domain.accounts import PendingExposure
 from tradeflow.domain.ids import client_order_id
+from tradeflow.manual.journal import ManualJournal
+from tradeflow.manual.model import ManualOrder
 from tradeflow.messaging.sqs import MessageQueue
 from tradeflow.risk.engine import Approved, Book, Rejected, decide
+from tradeflow.risk.manual import decide_manual
 from tradeflow.runtime.retry import backoff
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.audit import AuditRepository
@@ -97,6 +103,54 @@ class RiskService:
             backoff(attempt)
         raise RiskContention(f"signal {signal.signal_id}: account {signal.account_id} kept changing")
 
+    def assess_manual(self, order: ManualOrder) -> RiskResult:
+        """Decide on a manual order (see `risk.manual`): approved as asked — the caller's quantity,
+        type, prices and time in force — or rejected with the reason; like a signal, exactly once."""
+        now = order.requested_at  # design rule 6: the time the order was placed
+        record = self.signals.get(order.tenant_id, order.signal_id)
+        if record is None:  # the API journals before queueing; a message without its entry is re-journaled
+            ManualJournal().record_new(order)
+            record = self.signals.get(order.tenant_id, order.signal_id)
+            assert record is not None
+        if record.outcome is SignalOutcome.APPROVED and record.intent is not None:
+            intent = OrderIntent.model_validate(record.intent)
+            self._send(intent)
+            return RiskResult(order.signal_id, "resent", intent=intent)
+        if record.outcome is not SignalOutcome.PENDING:
+            return RiskResult(order.signal_id, "duplicate", reason=f"order already {record.outcome.value}")
+        for attempt in range(MAX_ATTEMPTS):
+            account = self.accounts.get(order.tenant_id, order.account_id)  # read before positions
+            if account is None:
+                return self._reject(order, now, f"unknown account {order.account_id}")
+            positions = {p.symbol: p for p in self.positions.list(order.tenant_id, order.account_id)}
+            controls = self.controls.active_for(order.tenant_id, None)
+            book = Book(account, positions, {order.symbol: order.reference_price})
+            decision = decide_manual(order, controls, book)
+            if isinstance(decision, Rejected):
+                return self._reject(order, now, decision.reason)
+            intent = OrderIntent(
+                tenant_id=order.tenant_id,
+                account_id=order.account_id,
+                client_order_id=order.client_order_id,
+                signal_id=order.signal_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                order_type=order.order_type,
+                time_in_force=order.time_in_force,
+                limit_price=order.limit_price,
+                stop_price=order.stop_price,
+                reference_price=order.reference_price,
+                reserved_notional=decision.notional,
+                opens=decision.opens,
+                decided_at=now,
+            )
+            result = self._reserve(intent, account, decision, now)
+            if result is not None:
+                return result
+            backoff(attempt)
+        raise RiskContention(f"manual order {order.client_order_id}: account {order.account_id} kept changing")
+
     def _approve(self, signal: Signal, account: Account, decision: Approved, now: datetime) -> RiskResult | None:
         intent = OrderIntent(
             tenant_id=signal.tenant_id,
@@ -114,9 +168,14 @@ class RiskService:
             opens=decision.opens,
             decided_at=now,
         )
+        return self._reserve(intent, account, decision, now)
+
+    def _reserve(self, intent: OrderIntent, account: Account, decision: Approved, now: datetime) -> RiskResult | None:
+        """Reserve the intent's exposure and approve its signal in one transaction, then send it; None
+        when the account changed under us (decide again)."""
         pending = dict(account.pending)
-        current = pending.get(signal.symbol, PendingExposure())
-        pending[signal.symbol] = PendingExposure(
+        current = pending.get(intent.symbol, PendingExposure())
+        pending[intent.symbol] = PendingExposure(
             quantity=current.quantity + decision.quantity * decision.side.sign,
             notional=current.notional + decision.notional,
             opens=current.opens + (1 if decision.opens else 0),
@@ -124,11 +183,11 @@ class RiskService:
         reserved = account.model_copy(update={"pending": pending, "updated_at": now})
         reason = "; ".join(decision.notes) or None
         audit = self.audit.event(
-            signal.tenant_id,
+            intent.tenant_id,
             now,
             ACTOR,
             "signal.approved",
-            signal.signal_id,
+            intent.signal_id,
             {"client_order_id": intent.client_order_id, "side": intent.side.value, "quantity": str(intent.quantity)},
         )
         try:
@@ -136,8 +195,8 @@ class RiskService:
                 [
                     self.accounts.replace_write(reserved, account.risk_seq),
                     self.signals.outcome_write(
-                        signal.tenant_id,
-                        signal.signal_id,
+                        intent.tenant_id,
+                        intent.signal_id,
                         SignalOutcome.APPROVED,
                         now,
                         reason=reason,
@@ -153,12 +212,12 @@ class RiskService:
             )
         except TransactionConflict as conflict:
             if len(conflict.reasons) > 1 and conflict.reasons[1] == "ConditionalCheckFailed":
-                return RiskResult(signal.signal_id, "duplicate", reason="decided by a concurrent delivery")
+                return RiskResult(intent.signal_id, "duplicate", reason="decided by a concurrent delivery")
             return None  # the account changed under us: decide again
         self._send(intent)
-        return RiskResult(signal.signal_id, "approved", reason=reason, intent=intent)
+        return RiskResult(intent.signal_id, "approved", reason=reason, intent=intent)
 
-    def _reject(self, signal: Signal, now: datetime, reason: str) -> RiskResult:
+    def _reject(self, signal: Signal | ManualOrder, now: datetime, reason: str) -> RiskResult:
         if self.signals.set_outcome(
             signal.tenant_id,
             signal.signal_id,
@@ -173,7 +232,7 @@ class RiskService:
             return RiskResult(signal.signal_id, "rejected", reason=reason)
         return RiskResult(signal.signal_id, "duplicate", reason="decided by a concurrent delivery")
 
-    def dead_letter(self, signal: Signal, reason: str) -> None:
+    def dead_letter(self, signal: Signal | ManualOrder, reason: str) -> None:
         """The last delivery failed: the signal ends dead-lettered. If it had been approved, its intent
         was never sent (sending is the last step of a successful attempt), so the reservation is given
         back in the same transaction; left behind, the phantom exposure would read as a position (a

@@ -198,6 +198,45 @@ class DynamoTable:
                 return found[:limit] if limit is not None else found
             kwargs["ExclusiveStartKey"] = last
 
+    def page(
+        self,
+        partition: str,
+        *,
+        limit: int,
+        start: Mapping[str, Any] | None = None,
+        index: str | None = None,
+        sk_condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        forward: bool = True,
+        filter_expression: str | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a query: up to `limit` items from `start` (a previous page's last key), and the key
+        to continue from (None at the end). With a filter, a page may hold fewer items than `limit`."""
+        spec = next((i for i in self.spec.indexes if i.name == index), None) if index else None
+        pk_name = spec.partition_key if spec else self.spec.partition_key
+        sk_name = spec.sort_key if spec else self.spec.sort_key
+        expr_names = {"#pk": pk_name, **(names or {})}
+        if sk_condition and sk_name:
+            expr_names["#sk"] = sk_name
+        kwargs: dict[str, Any] = {
+            "TableName": self.physical,
+            "KeyConditionExpression": "#pk = :pk" + (f" AND {sk_condition}" if sk_condition else ""),
+            "ExpressionAttributeNames": expr_names,
+            "ExpressionAttributeValues": serialize({":pk": partition, **(values or {})}),
+            "ScanIndexForward": forward,
+            "Limit": limit,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        if start:
+            kwargs["ExclusiveStartKey"] = serialize(start)
+        out = client("dynamodb").query(**kwargs)
+        last = out.get("LastEvaluatedKey")
+        return [deserialize(raw) for raw in out.get("Items", [])], deserialize(last) if last else None
+
     def scan(self) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {"TableName": self.physical, "ConsistentRead": True}
         while True:

@@ -1,0 +1,106 @@
+"""`portfolio`: per account or for all of the tenant's accounts — cash, equity, exposure (gross and
+net), realized and unrealized P&L, fees, and allocation by symbol (see `tradeflow.portfolio.valuation`).
+Totals across accounts add amounts as they are (accounts are assumed to share one currency)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from tradeflow.api.context import Caller
+from tradeflow.api.routers.positions import AccountId, PositionView, account_or_404, position_view
+from tradeflow.domain.types import Money, Quantity
+from tradeflow.portfolio.valuation import AccountPortfolio, Valuation
+from tradeflow.storage.accounts import AccountRepository
+
+router = APIRouter(prefix="/portfolio", tags=["portfolio"])
+ZERO = Decimal(0)
+
+
+class Allocation(BaseModel):
+    symbol: str
+    quantity: Quantity
+    market_value: Money
+    weight: Decimal = Field(description="share of gross exposure, 0..1")
+
+
+class Summary(BaseModel):
+    cash: Money
+    equity: Money
+    market_value: Money
+    gross_exposure: Money
+    net_exposure: Money
+    realized_pnl: Money = Field(description="realized by positions (average cost), before fees")
+    unrealized_pnl: Money
+    fees: Money
+    total_pnl: Money = Field(description="equity minus starting cash: net of fees")
+
+
+class AccountPortfolioView(Summary):
+    account_id: str
+    mode: str
+    currency: str
+    starting_cash: Money
+    allocation: list[Allocation]
+    positions: list[PositionView]
+
+
+class PortfolioView(BaseModel):
+    as_of: datetime
+    totals: Summary
+    accounts: list[AccountPortfolioView]
+
+
+def _summary(p: AccountPortfolio) -> dict[str, Decimal]:
+    return {
+        "cash": p.account.cash,
+        "equity": p.equity,
+        "market_value": p.market_value,
+        "gross_exposure": p.gross_exposure,
+        "net_exposure": p.net_exposure,
+        "realized_pnl": p.realized_pnl,
+        "unrealized_pnl": p.unrealized_pnl,
+        "fees": p.fees,
+        "total_pnl": p.total_pnl,
+    }
+
+
+def _view(p: AccountPortfolio) -> AccountPortfolioView:
+    gross = p.gross_exposure
+    held = [m for m in p.positions if m.position.quantity != 0]
+    allocation = [
+        Allocation(
+            symbol=m.position.symbol,
+            quantity=m.position.quantity,
+            market_value=m.market_value,
+            weight=(abs(m.market_value) / gross).quantize(Decimal("0.0001")) if gross else ZERO,
+        )
+        for m in sorted(held, key=lambda m: -abs(m.market_value))
+    ]
+    return AccountPortfolioView(
+        account_id=p.account.account_id,
+        mode=p.account.mode,
+        currency=p.account.currency,
+        starting_cash=p.account.starting_cash,
+        allocation=allocation,
+        positions=[position_view(m) for m in held],
+        **_summary(p),
+    )
+
+
+@router.get("", response_model=PortfolioView, summary="every account of the tenant, with totals")
+def portfolio(caller: Caller) -> PortfolioView:
+    now = datetime.now(UTC)
+    valuation = Valuation()
+    books = [valuation.portfolio(a, now) for a in AccountRepository().list(caller.tenant_id)]
+    totals = {k: sum((_summary(b)[k] for b in books), ZERO) for k in Summary.model_fields}
+    return PortfolioView(as_of=now, totals=Summary(**totals), accounts=[_view(b) for b in books])
+
+
+@router.get("/{account_id}", response_model=AccountPortfolioView, summary="one account's portfolio")
+def account_portfolio(account_id: AccountId, caller: Caller) -> AccountPortfolioView:
+    account = account_or_404(caller.tenant_id, account_id)
+    return _view(Valuation().portfolio(account, datetime.now(UTC)))

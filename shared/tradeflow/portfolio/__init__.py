@@ -1,0 +1,1 @@
+"""Read models over the books: marked positions, portfolio summaries and trading analytics."""
