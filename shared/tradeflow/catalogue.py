@@ -82,6 +82,18 @@ class ScheduleGroup:
 
 
 @dataclass(frozen=True)
+class SecretSpace:
+    """A family of Secrets Manager secrets, named `tradeflow-<stage>/<tenant>/<...>` (see `secrets.py`)."""
+
+    name: str
+    purpose: str
+    recovery_days: int = 7  # the shortest window Secrets Manager allows: a mistaken delete can be undone
+
+    def prefix(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}/"
+
+
+@dataclass(frozen=True)
 class QueueSource:
     queue: str
     batch_size: int = 10
@@ -109,6 +121,9 @@ class Function:
     reads: tuple[str, ...] = ()  # tables read (for least-privilege IAM)
     writes: tuple[str, ...] = ()  # tables written
     sends_to: tuple[str, ...] = ()  # queues sent to (and their DLQs for dead-lettering)
+    manages_schedules: bool = False  # creates/updates/deletes the deployments' Scheduler schedules
+    manages_secrets: tuple[str, ...] = ()  # secret spaces it creates, rotates and deletes (never reads)
+    reads_secrets: tuple[str, ...] = ()  # secret spaces whose values it reads
 
     def physical_name(self, stage_name: str | None = None) -> str:
         return f"{PREFIX}-{stage_name or stage()}-{self.name}"
@@ -204,6 +219,10 @@ QUEUES: dict[str, Queue] = {
     )
 }
 
+SECRETS: dict[str, SecretSpace] = {
+    "broker_credentials": SecretSpace("broker_credentials", "broker API keys: tradeflow-<stage>/<tenant>/<account>"),
+}
+
 SCHEDULE_GROUPS: dict[str, ScheduleGroup] = {
     "deployments": ScheduleGroup("deployments", "one schedule per deployed (strategy, symbol)"),
 }
@@ -258,7 +277,9 @@ FUNCTIONS: dict[str, Function] = {
                 "signals",
                 "idempotency",
                 "rate_limits",
+                "paper_orders",
             ),
+            # orders, positions, paper_orders: a paper account's reset cancels its orders and flattens it
             writes=(
                 "deployments",
                 "strategies",
@@ -270,8 +291,13 @@ FUNCTIONS: dict[str, Function] = {
                 "signals",
                 "idempotency",
                 "rate_limits",
+                "orders",
+                "positions",
+                "paper_orders",
             ),
             sends_to=("signals", "orders", "backtests"),
+            manages_schedules=True,
+            manages_secrets=("broker_credentials",),
         ),
         Function(
             "backtest_worker",

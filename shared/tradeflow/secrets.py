@@ -17,12 +17,12 @@ import logging
 import re
 from typing import Any, Protocol
 
-from tradeflow.catalogue import PREFIX, stage
+from tradeflow.catalogue import PREFIX, SECRETS, stage
 from tradeflow.runtime.aws import client
 
 # Secrets Manager allows [A-Za-z0-9/_+=.@-] in names; ids outside this set are refused, never mangled
 _PART = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-DEFAULT_RECOVERY_DAYS = 7  # the shortest window Secrets Manager allows: a mistaken delete can be undone
+DEFAULT_RECOVERY_DAYS = SECRETS["broker_credentials"].recovery_days
 REDACTED = "[redacted: a Secrets Manager payload]"
 _WIRE_LOGGERS = ("botocore.endpoint", "botocore.parsers", "botocore.httpsession", "botocore.awsrequest")
 
@@ -53,7 +53,7 @@ def secret_name(tenant_id: str, account_id: str, stage_name: str | None = None) 
 
 def secret_prefix(stage_name: str | None = None) -> str:
     """What every secret of a stage starts with (for IAM: `arn:...:secret:tradeflow-<stage>/*`)."""
-    return f"{PREFIX}-{stage_name or stage()}/"
+    return SECRETS["broker_credentials"].prefix(stage_name)
 
 
 class _RedactSecretPayloads(logging.Filter):

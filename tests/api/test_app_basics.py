@@ -163,3 +163,17 @@ def test_cursors_round_trip_and_refuse_another_partition() -> None:
         with pytest.raises(ApiError) as caught:
             decode_cursor(bad, "pk", TENANT_B)
         assert caught.value.status == 422 and caught.value.errors[0].field == "query.cursor"
+
+
+def test_a_forged_cursor_with_the_right_tenant_is_422_not_500(api: Api) -> None:
+    from tradeflow.api.pagination import encode_cursor as encode
+
+    headers = api.as_(TENANT_A)
+    for forged in (
+        encode({"pk": TENANT_A}),  # the sort key missing: DynamoDB refuses the start key
+        encode({"pk": TENANT_A, "sk": {"nested": 1}}),
+        encode({"pk": TENANT_A, "sk": "x", "evil": "y"}),
+    ):
+        response = api.client.get(f"/v1/strategies?cursor={forged}", headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "query.cursor"

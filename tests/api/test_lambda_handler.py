@@ -49,3 +49,33 @@ def test_the_sample_token_placeholder_is_refused_as_data(lambda_api: tuple[Handl
     body = json.loads(out["body"])
     assert body["type"].startswith("unauthenticated") and body["request_id"] == "sample-req-1"
     assert out["headers"]["content-type"].startswith("application/problem+json")
+
+
+def test_sample_requests_with_a_token_through_mangum(lambda_api: tuple[Handler, DevIssuer]) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tradeflow.execution.accounts import open_account
+
+    handler, issuer = lambda_api
+    token = issuer.issue("acme", "user-1")
+    created = handler(_event("api-create-strategy.json", token), Context())
+    assert created["statusCode"] == 201, created["body"]
+    strategy = json.loads(created["body"])
+    assert strategy["strategy"] == "sma_cross" and strategy["params"]["slow"] == 200
+    assert created["headers"]["location"].endswith(strategy["strategy_id"])
+
+    open_account("acme", "paper-main", Decimal(10_000), datetime.now(UTC), broker_config={"fill_model": "last_price"})
+    listed = handler(_event("api-list-positions.json", token), Context())
+    assert listed["statusCode"] == 200, listed["body"]
+    assert listed["isBase64Encoded"] is False and "items" in json.loads(listed["body"])
+
+
+def test_a_validation_error_through_mangum_names_the_field(lambda_api: tuple[Handler, DevIssuer]) -> None:
+    handler, issuer = lambda_api
+    event = _event("api-create-strategy.json", issuer.issue("acme", "user-1"))
+    event["body"] = json.dumps({"name": "x", "strategy": "sma_cross", "params": {"fast": 50, "slow": 20}})
+    out = handler(event, Context())
+    assert out["statusCode"] == 422
+    fields = [e["field"] for e in json.loads(out["body"])["errors"]]
+    assert any(f.startswith("body.params") for f in fields), fields

@@ -67,5 +67,5 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
     context.install(app)
     for name in cfg.routers:
         module = importlib.import_module(f"tradeflow.api.routers.{name}")
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=errors.PROBLEM_RESPONSES)
     return app

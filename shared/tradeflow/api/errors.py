@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tradeflow.api.auth import AuthError, KeysUnavailableError
+from tradeflow.storage.dynamo import InvalidStartKey
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -78,6 +79,28 @@ class ApiError(Exception):
         self.type = type or _TITLES.get(status, ("error", "Error"))[0]
         self.errors = list(errors)
         self.headers = dict(headers or {})
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an error status: a `Problem`, served as application/problem+json."""
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# The error answers any authenticated route may give, documented on every router (app.py); routes add
+# their own (403, 409, ...) with `problem_doc`.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: problem_doc("a request body that cannot be parsed"),
+    401: problem_doc("missing, malformed or expired bearer token (with a `WWW-Authenticate` challenge)"),
+    404: problem_doc("not found: a missing resource and another tenant's get the same answer"),
+    422: problem_doc("invalid request: `errors` names each invalid field"),
+    429: problem_doc("the tenant's request rate limit (with `Retry-After`)"),
+    500: problem_doc("an internal error; quote the request id when reporting it"),
+    503: problem_doc("a dependency is unavailable (with `Retry-After`)"),
+}
 
 
 def not_found(kind: str, ident: str) -> ApiError:
@@ -146,6 +169,13 @@ def install(app: FastAPI) -> None:
         return problem_response(request, 401, exc.reason, type=f"unauthenticated.{exc.code}", headers={
             "WWW-Authenticate": challenge
         })  # fmt: skip
+
+    @app.exception_handler(InvalidStartKey)
+    async def _forged_cursor(request: Request, exc: InvalidStartKey) -> JSONResponse:
+        message = "not a cursor this API issued"
+        return problem_response(
+            request, 422, f"query.cursor: {message}", errors=[FieldError(field="query.cursor", message=message)]
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -18,9 +18,13 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from tradeflow.api.errors import field_error
+from tradeflow.catalogue import TABLES
 from tradeflow.storage.dynamo import DynamoTable
 
 T = TypeVar("T")
+
+# every key attribute of every table and index: a continuation key holds nothing else
+_KEY_ATTRIBUTES = frozenset(a for table in TABLES.values() for a in table.key_attributes)
 
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page")]
@@ -46,7 +50,13 @@ def decode_cursor(cursor: str | None, partition_attribute: str, partition: str) 
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise field_error("query.cursor", "not a cursor this API issued") from exc
-    if not isinstance(key, dict) or key.get(partition_attribute) != partition:
+    if (
+        not isinstance(key, dict)
+        or key.get(partition_attribute) != partition
+        or len(key) > 4
+        or not set(key) <= _KEY_ATTRIBUTES
+        or not all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in key.values())
+    ):
         raise field_error("query.cursor", "not a cursor this API issued")
     return key
 
@@ -62,7 +72,13 @@ def query_page(
     **query: Any,
 ) -> Page[T]:
     """One page of `table`'s items under `partition` (the caller's tenant-led key), parsed by `parse`."""
-    items, last = table.page(
-        partition, limit=limit, start=decode_cursor(cursor, partition_attribute, partition), **query
-    )
+    start = decode_cursor(cursor, partition_attribute, partition)
+    spec, index = table.spec, query.get("index")
+    expected = {spec.partition_key, *([spec.sort_key] if spec.sort_key else [])}
+    for ix in spec.indexes:
+        if ix.name == index:
+            expected |= {ix.partition_key, *([ix.sort_key] if ix.sort_key else [])}
+    if start is not None and set(start) != expected:  # DynamoDB would refuse it; moto may not
+        raise field_error("query.cursor", "not a cursor this API issued")
+    items, last = table.page(partition, limit=limit, start=start, **query)
     return Page[T](items=[parse(i) for i in items], next_cursor=encode_cursor(last))

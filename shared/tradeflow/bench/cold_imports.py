@@ -43,6 +43,10 @@ def _run(body: str) -> dict[str, object]:
         "LAMBDA_TASK_ROOT": str(repo_root()),
         "_X_AMZN_TRACE_ID": "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=1",
         "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+        # the API's Cognito settings, as the stack sets them (the key set is fetched on first use only)
+        "TRADEFLOW_AUTH_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench",
+        "TRADEFLOW_AUTH_AUDIENCE": "bench-client",
+        "TRADEFLOW_AUTH_JWKS_URL": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench/.well-known/jwks.json",
     }
     code = _PROBE.format(body=body, heavy=HEAVY)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)

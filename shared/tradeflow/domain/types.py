@@ -12,7 +12,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must carry a timezone (UTC expected)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the first representable instant
+        raise ValueError("timestamp out of range") from None
 
 
 def _decimal_in(value: object) -> object:
@@ -30,7 +33,8 @@ def _finite(value: Decimal) -> Decimal:
 
 def iso(value: datetime) -> str:
     """Render a UTC timestamp in the fixed-width form used in keys (sorts lexicographically)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")  # (strftime's %Y does not pad years < 1000)
 
 
 def parse_iso(value: str) -> datetime:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from tradeflow.catalogue import TABLES
 from tradeflow.runtime.aws import client
@@ -60,6 +61,10 @@ class TransactionConflict(Exception):
     def __init__(self, reasons: list[str]) -> None:
         super().__init__(f"transaction cancelled: {reasons}")
         self.reasons = reasons
+
+
+class InvalidStartKey(ValueError):
+    """A page was asked to start from a key that does not fit the table or index (a forged cursor)."""
 
 
 @dataclass
@@ -233,7 +238,12 @@ class DynamoTable:
             kwargs["FilterExpression"] = filter_expression
         if start:
             kwargs["ExclusiveStartKey"] = serialize(start)
-        out = client("dynamodb").query(**kwargs)
+        try:
+            out = client("dynamodb").query(**kwargs)
+        except ClientError as exc:
+            if start and exc.response.get("Error", {}).get("Code") == "ValidationException":
+                raise InvalidStartKey(f"the continuation key does not fit {self.spec.name}") from exc
+            raise
         last = out.get("LastEvaluatedKey")
         return [deserialize(raw) for raw in out.get("Items", [])], deserialize(last) if last else None
 

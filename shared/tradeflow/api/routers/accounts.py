@@ -23,13 +23,16 @@ from tradeflow.accounts.service import (
     new_account_id,
 )
 from tradeflow.api.context import Caller
-from tradeflow.api.errors import ApiError, FieldError, field_error, not_found
+from tradeflow.api.errors import ApiError, FieldError, field_error, not_found, problem_doc
 from tradeflow.api.pagination import Cursor, Limit, Page, query_page
 from tradeflow.domain import Account
 from tradeflow.domain.timeframes import TIMEFRAME_SECONDS
 from tradeflow.domain.types import Money, UtcDatetime
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: problem_doc("the id is taken, or the account is in use (see the description)")
+}
 
 MAX_STARTING_CASH = Decimal("1000000000000")  # 1e12: bounded, so no input overflows the books
 NewAccountId = Annotated[
@@ -253,6 +256,7 @@ def _unavailable() -> ApiError:
     status_code=201,
     response_model=AccountOut,
     summary="Open a paper account or connect a broker account",
+    responses=_CONFLICT,
     dependencies=[Depends(_named_fields(_CREATE_MODELS))],
 )
 def create_account(caller: Caller, body: Annotated[AccountCreate, Body()]) -> AccountOut:
@@ -341,6 +345,7 @@ def get_account(caller: Caller, account_id: AccountId) -> AccountOut:
     "/{account_id}/reset",
     response_model=AccountOut,
     summary="Reset a paper account",
+    responses=_CONFLICT,
     description=(
         "Cancels its open orders, flattens its positions and restores the starting cash (a `reset` ledger "
         "entry records the difference). Paper accounts only; refused with 409 while a deployment that is "
@@ -362,6 +367,7 @@ def reset_account(caller: Caller, account_id: AccountId) -> AccountOut:
     "/{account_id}/credentials",
     response_model=AccountOut,
     summary="Rotate a broker account's credentials",
+    responses=_CONFLICT,
     description="Stores a new version of the secret; the account keeps its endpoint (paper/live, sandbox).",
     dependencies=[Depends(_named_fields(_CREDENTIAL_MODELS))],
 )
@@ -385,6 +391,7 @@ def rotate_credentials(caller: Caller, account_id: AccountId, body: Annotated[Cr
     status_code=204,
     response_class=Response,
     summary="Delete an account",
+    responses=_CONFLICT,
     description=(
         "Removes the account and schedules its secret's deletion (7-day recovery window). Refused with 409 "
         "while a deployment that is not stopped trades it or while it has open orders. Its id is not reused."

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from tradeflow.api.context import Caller
 from tradeflow.api.errors import field_error
 from tradeflow.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from tradeflow.api.routers._filters import representable
 from tradeflow.domain import AuditEvent
 from tradeflow.storage.audit_queries import AuditQuery
 
@@ -24,6 +25,8 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 def aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
         raise field_error(f"query.{name}", "must carry a timezone, e.g. 2026-01-05T14:30:00Z")
+    if value is not None:
+        representable(f"query.{name}", value)
     return value
 
 

@@ -21,14 +21,14 @@ the very next decision.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from tradeflow.api.auth import Principal
 from tradeflow.api.context import AdminCaller, Caller
-from tradeflow.api.errors import not_found
+from tradeflow.api.errors import not_found, problem_doc
 from tradeflow.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from tradeflow.domain import ControlScope, TradingControl
 from tradeflow.domain.controls import GLOBAL_TENANT
@@ -42,6 +42,7 @@ TenantPath = Annotated[
     str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the tenant's id")
 ]
 DeploymentId = Annotated[str, Path(min_length=1, max_length=128, description="the deployment's id")]
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {403: problem_doc("the caller lacks the platform `admin` role")}
 STOPPING = (ControlScope.GLOBAL_HALT, ControlScope.TENANT_DISABLED, ControlScope.KILL_SWITCH)
 
 
@@ -116,7 +117,12 @@ def pause_deployment(deployment_id: DeploymentId, change: ControlChange, caller:
     return _set(caller, caller.tenant_id, ControlScope.DEPLOYMENT_PAUSED, change, target=deployment_id)
 
 
-@router.post("/global-halt", response_model=TradingControl, summary="admin: stop (or restart) every tenant's trading")
+@router.post(
+    "/global-halt",
+    response_model=TradingControl,
+    responses=ADMIN_ONLY,
+    summary="admin: stop (or restart) every tenant's trading",
+)
 def global_halt(change: ControlChange, caller: AdminCaller) -> TradingControl:
     return _set(caller, GLOBAL_TENANT, ControlScope.GLOBAL_HALT, change)
 
@@ -125,13 +131,19 @@ def global_halt(change: ControlChange, caller: AdminCaller) -> TradingControl:
     "/tenants/{tenant_id}/disable",
     response_model=TradingControl,
     summary="admin: stop (or restart) one tenant's trading",
+    responses=ADMIN_ONLY,
 )
 def disable_tenant(tenant_id: TenantPath, change: ControlChange, caller: AdminCaller) -> TradingControl:
     # audited in the tenant's own trail (it sees who stopped it) and in the platform's
     return _set(caller, tenant_id, ControlScope.TENANT_DISABLED, change, audit_tenants=(GLOBAL_TENANT,))
 
 
-@router.get("/tenants/{tenant_id}", response_model=Page[TradingControl], summary="admin: one tenant's controls")
+@router.get(
+    "/tenants/{tenant_id}",
+    response_model=Page[TradingControl],
+    responses=ADMIN_ONLY,
+    summary="admin: one tenant's controls",
+)
 def tenant_controls(
     tenant_id: TenantPath, caller: AdminCaller, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[TradingControl]:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tradeflow.api.context import Caller
-from tradeflow.api.errors import ApiError, field_error, not_found
+from tradeflow.api.errors import ApiError, field_error, not_found, problem_doc
 from tradeflow.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from tradeflow.domain import Deployment, DeploymentMode, DeploymentStatus, RiskProfile, SizingRule
 from tradeflow.domain.timeframes import TIMEFRAME_SECONDS, duration
@@ -34,6 +34,9 @@ from tradeflow.scheduling.management import (
 from tradeflow.storage.paging import filled_page
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: problem_doc("the deployment is stopped (final), or another request changed it meanwhile")
+}
 
 DeploymentId = Annotated[str, Path(min_length=1, max_length=128, description="the deployment's id")]
 
@@ -178,21 +181,38 @@ def _transition(caller: Caller, deployment_id: str, move: str) -> Deployment:
     return moved
 
 
-@router.post("/{deployment_id}/pause", response_model=Deployment, summary="disable the schedules (idempotent)")
+@router.post(
+    "/{deployment_id}/pause",
+    response_model=Deployment,
+    responses=_CONFLICT,
+    summary="disable the schedules (idempotent)",
+)
 def pause_deployment(deployment_id: DeploymentId, caller: Caller) -> Deployment:
     return _transition(caller, deployment_id, "pause")
 
 
-@router.post("/{deployment_id}/resume", response_model=Deployment, summary="enable the schedules (idempotent)")
+@router.post(
+    "/{deployment_id}/resume",
+    response_model=Deployment,
+    responses=_CONFLICT,
+    summary="enable the schedules (idempotent)",
+)
 def resume_deployment(deployment_id: DeploymentId, caller: Caller) -> Deployment:
     return _transition(caller, deployment_id, "resume")
 
 
-@router.post("/{deployment_id}/stop", response_model=Deployment, summary="delete the schedules for good (idempotent)")
+@router.post(
+    "/{deployment_id}/stop",
+    response_model=Deployment,
+    responses=_CONFLICT,
+    summary="delete the schedules for good (idempotent)",
+)
 def stop_deployment(deployment_id: DeploymentId, caller: Caller) -> Deployment:
     return _transition(caller, deployment_id, "stop")
 
 
-@router.delete("/{deployment_id}", response_model=Deployment, summary="stop the deployment (as POST .../stop)")
+@router.delete(
+    "/{deployment_id}", response_model=Deployment, responses=_CONFLICT, summary="stop the deployment (as POST .../stop)"
+)
 def delete_deployment(deployment_id: DeploymentId, caller: Caller) -> Deployment:
     return _transition(caller, deployment_id, "stop")

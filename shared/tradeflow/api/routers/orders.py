@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tradeflow.api.context import Caller
-from tradeflow.api.errors import ApiError, field_error, not_found
+from tradeflow.api.errors import ApiError, field_error, not_found, problem_doc
 from tradeflow.api.idempotency import IdempotencyKey, fingerprint, idempotent
 from tradeflow.api.pagination import Cursor, Limit, Page, query_page
 from tradeflow.api.routers._filters import AccountQuery, Since, SymbolQuery, Until, window
@@ -207,7 +207,7 @@ def _view(state: OrderState) -> OrderView:
     response_model=OrderAccepted,
     status_code=202,
     summary="place a manual order (risk-checked and executed like a strategy's)",
-    responses={409: {"description": "a request with this Idempotency-Key is still running"}},
+    responses={409: problem_doc("a request with this Idempotency-Key is still running")},
 )
 def place_order(body: PlaceOrder, caller: Caller, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     def run() -> OrderAccepted:
@@ -297,6 +297,7 @@ def get_order(client_order_id: OrderId, caller: Caller) -> OrderView:
     response_model=CancelAccepted,
     status_code=202,
     summary="cancel an order (at the broker, through execution); 409 once it is final",
+    responses={409: problem_doc("the order is final, or a cancel is in flight (with `Retry-After`)")},
 )
 def cancel_order(client_order_id: OrderId, caller: Caller) -> CancelAccepted:
     service = _service()

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from tradeflow.api.context import Caller
-from tradeflow.api.errors import ApiError, FieldError, not_found
+from tradeflow.api.errors import ApiError, FieldError, not_found, problem_doc
 from tradeflow.api.pagination import Cursor, Limit, Page, query_page
 from tradeflow.domain.types import UtcDatetime
 from tradeflow.storage.audit import AuditRepository
@@ -193,7 +193,7 @@ def validate(body: DefinitionIn, caller: Caller) -> ValidationOut:
     response_model=StrategyOut,
     status_code=status.HTTP_201_CREATED,
     summary="save a strategy",
-    responses={409: {"description": "a strategy of that name exists"}, 422: {"description": "invalid"}},
+    responses={409: problem_doc("a strategy of that name exists")},
 )
 def create_strategy(body: StrategyIn, caller: Caller, response: Response) -> StrategyOut:
     definition = body.definition()
@@ -250,7 +250,7 @@ def get_strategy(strategy_id: StrategyId, caller: Caller) -> StrategyOut:
     "/{strategy_id}",
     response_model=StrategyOut,
     summary="replace a strategy (optimistic concurrency on `version`)",
-    responses={409: {"description": "stale version, or the new name is taken"}},
+    responses={409: problem_doc("stale version, or the new name is taken")},
 )
 def replace_strategy(strategy_id: StrategyId, body: StrategyReplace, caller: Caller) -> StrategyOut:
     previous = _found(caller.tenant_id, strategy_id)
