@@ -121,6 +121,7 @@ class Function:
     reads: tuple[str, ...] = ()  # tables read (for least-privilege IAM)
     writes: tuple[str, ...] = ()  # tables written
     sends_to: tuple[str, ...] = ()  # queues sent to (and their DLQs for dead-lettering)
+    websocket_route: str | None = None  # an API Gateway WebSocket route ($connect, $disconnect, $default)
     manages_schedules: bool = False  # creates/updates/deletes the deployments' Scheduler schedules
     manages_secrets: tuple[str, ...] = ()  # secret spaces it creates, rotates and deletes (never reads)
     reads_secrets: tuple[str, ...] = ()  # secret spaces whose values it reads
@@ -183,6 +184,12 @@ TABLES: dict[str, Table] = {
         Table(
             "idempotency",
             "first results of POSTs sent with an Idempotency-Key: pk=tenant, sk=route#key",
+            ttl_attribute="expires_at",
+        ),
+        Table(
+            "connections",
+            "WebSocket connections and their subscriptions: pk=tenant, sk=connection id",
+            indexes=(Index("by_connection", "connection_id"),),
             ttl_attribute="expires_at",
         ),
         Table("rate_limits", "request counts per tenant and minute: pk=tenant, sk=window", ttl_attribute="expires_at"),
@@ -298,6 +305,30 @@ FUNCTIONS: dict[str, Function] = {
             sends_to=("signals", "orders", "backtests"),
             manages_schedules=True,
             manages_secrets=("broker_credentials",),
+        ),
+        Function(
+            "ws_connect",
+            "WebSocket $connect: authenticates the token query parameter and stores the connection",
+            websocket_route="$connect",
+            memory_mb=256,
+            reads=("connections",),
+            writes=("connections",),
+        ),
+        Function(
+            "ws_disconnect",
+            "WebSocket $disconnect: forgets the connection",
+            websocket_route="$disconnect",
+            memory_mb=256,
+            reads=("connections",),
+            writes=("connections",),
+        ),
+        Function(
+            "ws_default",
+            "WebSocket $default: subscribe / unsubscribe / ping; answers errors on the socket",
+            websocket_route="$default",
+            memory_mb=256,
+            reads=("connections",),
+            writes=("connections",),
         ),
         Function(
             "backtest_worker",

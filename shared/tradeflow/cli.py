@@ -1,6 +1,7 @@
 """The `tradeflow` command.
 
-tradeflow local up [--aws-port 5000] [--api-port 8000] [--speed 60] [--duration S] [--summary-json PATH]
+tradeflow local up [--aws-port 5000] [--api-port 8000] [--ws-port 8001] [--speed 60] [--duration S]
+                   [--summary-json PATH]
 tradeflow local token --tenant T --user U [--role admin]... [--ttl 3600]
 tradeflow invoke FUNCTION EVENT.json [--aws-endpoint URL]
 """
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = local_commands.add_parser("up", help="start the local cloud with the trading demo (foreground)")
     up.add_argument("--aws-port", type=int, default=5000, help="port of moto's server (default 5000)")
     up.add_argument("--api-port", type=int, default=8000, help="port of the REST API (default 8000; 0: none)")
+    up.add_argument("--ws-port", type=int, default=8001, help="port of the WebSocket API (default 8001; 0: none)")
     up.add_argument("--speed", type=_positive, default=60.0, help="simulated seconds per wall second (default 60)")
     up.add_argument("--duration", type=_positive, default=None, help="stop by itself after this many seconds")
     up.add_argument("--summary-json", type=Path, default=None, help="write the run's summary here on exit")
@@ -110,6 +112,7 @@ def local_up(args: argparse.Namespace) -> int:
         console=pretty,
         status_seconds=args.status_every or None,
         api_port=args.api_port or None,
+        ws_port=args.ws_port or None,
     )
     cloud = LocalCloud(config)
     tally = None
@@ -138,8 +141,8 @@ def local_up(args: argparse.Namespace) -> int:
             f"replay clock starts {cloud.clock.start.isoformat()} at {config.speed:g}x; Ctrl-C stops",
             flush=True,
         )
-        if cloud.api is not None:
-            _print_api_banner(cloud.api, demo=config.demo)
+        if cloud.api is not None or cloud.ws is not None:
+            _print_api_banner(cloud.api, demo=config.demo, ws=cloud.ws)
         cloud.run()
         if interrupted:
             cloud.stop_event.clear()  # let the pollers finish what is in flight, briefly
@@ -164,12 +167,16 @@ def local_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_api_banner(api: Any, demo: bool) -> None:
-    """Where the REST API is, and a ready token for a user of the demo tenant."""
+def _print_api_banner(api: Any, demo: bool, ws: Any = None) -> None:
+    """Where the REST and WebSocket APIs are, and a ready token for a user of the demo tenant."""
     from tradeflow.local.demo import DEMO_TENANT
 
-    lines = [f"REST API {api.url}  (docs {api.url}/docs)"]
-    if demo:
+    lines = []
+    if api is not None:
+        lines.append(f"REST API {api.url}  (docs {api.url}/docs)")
+    if ws is not None:
+        lines.append(f"WebSocket API {ws.url}/?token=$TOKEN  (@connections at {ws.management_url})")
+    if demo and api is not None:
         token = api.issuer.issue(DEMO_TENANT, "demo-trader", ttl_seconds=12 * 3600)
         lines.append(f"token of demo/demo-trader, valid 12 h:\nexport TOKEN={token}")
     print("\n".join(lines), flush=True)

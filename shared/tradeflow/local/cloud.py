@@ -28,6 +28,7 @@ from tradeflow.local.sqs_delivery import SqsPoller
 from tradeflow.local.status import account_lines
 from tradeflow.local.stream_delivery import StreamPoller
 from tradeflow.local.summary import Summary, summarize
+from tradeflow.local.ws_gateway import WsGateway, export_management_url
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.aws import client
 
@@ -49,6 +50,7 @@ class LocalCloudConfig:
     status_seconds: float | None = None  # print each account's status this often (wall seconds)
     drain_seconds: float = 20.0
     api_port: int | None = None  # serve the REST API on 127.0.0.1:<port> (the CLI's default: 8000)
+    ws_port: int | None = None  # serve the WebSocket API on 127.0.0.1:<port> (the CLI's default: 8001)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -66,6 +68,7 @@ class LocalCloud:
         self.started_at = 0.0
         self.last_fired: datetime | None = None  # scheduled time of the last schedule fired
         self.api: ApiServer | None = None
+        self.ws: WsGateway | None = None
 
     @property
     def endpoint(self) -> str:
@@ -75,7 +78,15 @@ class LocalCloud:
         self.server.start()
         use_local_cloud(self.server.endpoint)
         provision()
+        if self.config.ws_port is not None:
+            # up (and its @connections URL exported) before the handlers are loaded; it refuses
+            # connections (503) until it has the handlers below
+            self.ws = WsGateway(port=self.config.ws_port)
+            self.ws.start()
+            export_management_url(self.ws)
         self.lambdas = LocalLambdas()
+        if self.ws is not None:
+            self.ws.lambdas = self.lambdas
         if self.config.console:
             install_console()  # after the handlers' Powertools loggers exist
         origin = self.clock.start
@@ -206,6 +217,8 @@ class LocalCloud:
     def shutdown(self) -> None:
         if self.api is not None:
             self.api.stop()
+        if self.ws is not None:
+            self.ws.stop()
         self.stop_workers()
         self.server.stop()
 
