@@ -40,7 +40,7 @@ import pytest
 
 from tradeflow.local.cloud import LocalCloud, LocalCloudConfig
 from tradeflow.local.demo import DEMO_ACCOUNT
-from tradeflow.local.moto_server import free_port
+from tradeflow.local.moto_server import free_ports
 from tradeflow.manual.model import SIGNAL_PREFIX as MANUAL_SIGNAL_PREFIX
 
 pytestmark = pytest.mark.e2e
@@ -370,10 +370,11 @@ def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LocalClou
     """The local cloud as `make run` starts it (demo on, REST API on), on free ports and a fast clock."""
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
     monkeypatch.setenv("TRADEFLOW_DEV_KEY_FILE", str(tmp_path / "dev-issuer.pem"))
+    aws_port, api_port = free_ports(2)
     local = LocalCloud(
         LocalCloudConfig(
-            aws_port=free_port(),
-            api_port=free_port(),
+            aws_port=aws_port,
+            api_port=api_port,
             speed=240,
             start=datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
             demo_symbols=SYMBOLS,

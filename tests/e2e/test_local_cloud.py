@@ -23,7 +23,7 @@ from tradeflow.brokers.paper import PaperBroker, PaperConfig
 from tradeflow.domain import Fill, Order, Position, SignalRecord
 from tradeflow.local.cloud import LocalCloud, LocalCloudConfig
 from tradeflow.local.demo import DEMO_ACCOUNT, DEMO_TENANT, STARTING_CASH
-from tradeflow.local.moto_server import free_port
+from tradeflow.local.moto_server import free_port, free_ports
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.bars import BarRepository
 from tradeflow.storage.dynamo import DynamoTable
@@ -113,6 +113,7 @@ def test_cli_done_when(tmp_path: Path) -> None:
     and no dead letters."""
     summary_path = tmp_path / "s.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    aws_port, api_port, ws_port = free_ports(3)
     command = [
         sys.executable,
         "-m",
@@ -126,9 +127,11 @@ def test_cli_done_when(tmp_path: Path) -> None:
         "--summary-json",
         str(summary_path),
         "--aws-port",
-        str(free_port()),
+        str(aws_port),
         "--api-port",
-        str(free_port()),
+        str(api_port),
+        "--ws-port",
+        str(ws_port),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
