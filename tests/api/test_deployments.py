@@ -306,3 +306,9 @@ def test_a_change_racing_another_is_a_conflict_not_a_lost_update(desk: Api) -> N
         manager.pause(stale, "user:racer")  # read as active, but stopped meanwhile
     assert desk.get(f"/v1/deployments/{dep_id}").json()["status"] == "stopped"
     assert schedule(TENANT_A, dep_id, "GOOG") is None
+
+
+def test_filtering_by_an_unknown_or_foreign_account_is_404(api: Api) -> None:
+    for tenant in (TENANT_A, TENANT_B):
+        response = api.get("/v1/deployments?account_id=no-such-account", tenant=tenant)
+        assert response.status_code == 404 and response.json()["type"] == "not_found"

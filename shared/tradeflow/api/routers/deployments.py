@@ -141,6 +141,9 @@ def list_deployments(
         filters.append("#status = :status")
         names["#status"], values[":status"] = "status", status.value
     if account_id is not None:
+        from tradeflow.api.routers.positions import account_or_404
+
+        account_or_404(caller.tenant_id, account_id)  # an unknown account is 404, as on every resource
         filters.append("#account = :account")
         names["#account"], values[":account"] = "account_id", account_id
     manager = _manager()
