@@ -12,8 +12,8 @@ import pytest
 
 from tradeflow.catalogue import schedule_group_name
 from tradeflow.domain import Account, Evaluation, SignalAction
+from tradeflow.domain.schedule_expressions import validate_schedule
 from tradeflow.runtime.aws import client
-from tradeflow.scheduling.management import validate_schedule
 from tradeflow.scheduling.schedules import schedule_name
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.audit import AuditRepository

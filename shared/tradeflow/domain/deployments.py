@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from tradeflow.domain.base import Model
+from tradeflow.domain.schedule_expressions import validate_schedule
 from tradeflow.domain.timeframes import duration
 from tradeflow.domain.types import Money, Quantity, ResourceId, Symbol, TenantId, UtcDatetime
+
+
+def _unique(symbols: list[str]) -> list[str]:
+    if len(set(symbols)) != len(symbols):
+        raise ValueError("symbols must be unique")
+    return symbols
+
+
+def _known_timeframe(value: str) -> str:
+    duration(value)  # raises, naming the known ones
+    return value
+
+
+# The deployment fields' rules, shared by the model and the API's request body.
+Symbols = Annotated[list[Symbol], Field(min_length=1), AfterValidator(_unique)]
+Timeframe = Annotated[str, AfterValidator(_known_timeframe)]
+ScheduleExpression = Annotated[str, AfterValidator(validate_schedule)]
 
 
 class DeploymentMode(StrEnum):
@@ -72,33 +90,13 @@ class Deployment(Model):
     name: str = ""
     strategy: str
     params: dict[str, Any] = Field(default_factory=dict)
-    symbols: list[Symbol] = Field(min_length=1)
+    symbols: Symbols
     account_id: ResourceId
     mode: DeploymentMode = DeploymentMode.PAPER
-    schedule: str = "rate(1 minute)"  # an EventBridge Scheduler expression
-    timeframe: str = "1m"  # which bars the strategy reads
+    schedule: ScheduleExpression = "rate(1 minute)"
+    timeframe: Timeframe = "1m"  # which bars the strategy reads
     risk: RiskProfile = Field(default_factory=RiskProfile)
     status: DeploymentStatus = DeploymentStatus.ACTIVE
     max_bar_age_seconds: int | None = Field(default=None, gt=0)  # stale-data guard; None = 3 bars
     created_at: UtcDatetime
     updated_at: UtcDatetime
-
-    @field_validator("symbols")
-    @classmethod
-    def _unique(cls, symbols: list[str]) -> list[str]:
-        if len(set(symbols)) != len(symbols):
-            raise ValueError("symbols must be unique")
-        return symbols
-
-    @field_validator("timeframe")
-    @classmethod
-    def _known_timeframe(cls, value: str) -> str:
-        duration(value)  # raises, naming the known ones
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _expression(cls, value: str) -> str:
-        if not value.startswith(("rate(", "cron(", "at(")) or not value.endswith(")"):
-            raise ValueError("schedule must be an EventBridge Scheduler expression: rate(...), cron(...) or at(...)")
-        return value

@@ -16,20 +16,20 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from tradeflow.api.context import Caller
 from tradeflow.api.errors import ApiError, field_error, not_found, problem_doc
 from tradeflow.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from tradeflow.domain import Deployment, DeploymentMode, DeploymentStatus, RiskProfile, SizingRule
-from tradeflow.domain.timeframes import TIMEFRAME_SECONDS, duration
-from tradeflow.domain.types import ResourceId, Symbol
+from tradeflow.domain.deployments import ScheduleExpression, Symbols, Timeframe
+from tradeflow.domain.timeframes import TIMEFRAME_SECONDS
+from tradeflow.domain.types import ResourceId
 from tradeflow.scheduling.management import (
     DeploymentConflict,
     DeploymentManager,
     DeploymentStatusView,
     InvalidDeployment,
-    validate_schedule,
 )
 from tradeflow.storage.paging import filled_page
 
@@ -62,32 +62,16 @@ class CreateDeployment(BaseModel):
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="a built-in's name"
     )
     params: dict[str, Any] | None = Field(default=None, description="the built-in's parameters")
-    symbols: list[Symbol] = Field(min_length=1, max_length=50, description="one schedule per symbol")
+    symbols: Symbols = Field(max_length=50, description="one schedule per symbol")
     account_id: ResourceId
     mode: DeploymentMode = DeploymentMode.PAPER
-    schedule: str = Field(default="rate(1 minute)", max_length=256, description="EventBridge Scheduler expression")
-    timeframe: str = Field(default="1m", description=f"the bars read: {', '.join(TIMEFRAME_SECONDS)}")
+    schedule: ScheduleExpression = Field(
+        default="rate(1 minute)", max_length=256, description="EventBridge Scheduler expression"
+    )
+    timeframe: Timeframe = Field(default="1m", description=f"the bars read: {', '.join(TIMEFRAME_SECONDS)}")
     risk: RiskIn | None = None
     max_bar_age_seconds: int | None = Field(default=None, gt=0, le=30 * 86400)
     paused: bool = Field(default=False, description="create with the schedules disabled")
-
-    @field_validator("symbols")
-    @classmethod
-    def _unique(cls, symbols: list[str]) -> list[str]:
-        if len(set(symbols)) != len(symbols):
-            raise ValueError("symbols must be unique")
-        return symbols
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        return validate_schedule(value)
-
-    @field_validator("timeframe")
-    @classmethod
-    def _timeframe(cls, value: str) -> str:
-        duration(value)
-        return value
 
 
 def _manager() -> DeploymentManager:
