@@ -116,7 +116,9 @@ def create_deployment(body: CreateDeployment, caller: Caller) -> Deployment:
 def list_deployments(
     caller: Caller,
     status: Annotated[DeploymentStatus | None, Query(description="only deployments in this status")] = None,
-    account_id: Annotated[str | None, Query(max_length=64, description="only deployments on this account")] = None,
+    account_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="only deployments on this account")
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[Deployment]:
