@@ -42,19 +42,9 @@ class ExitDistance(Model):
         return price * self.percent / 100 if self.percent is not None else atr * (self.atr or 0.0)
 
 
-class TradePlan(Model):
-    """How positions are opened and closed, apart from the signals themselves.
-
-    - `side`: `long` opens longs on BUY and closes them on SELL; `short` opens shorts on SELL and covers
-      on BUY; `both` reverses from one to the other.
-    - `sizing`: the same rule the live risk function applies (fixed quantity, percent of equity, or
-      ATR risk: risk `risk_fraction` of equity over a stop `atr_multiple` x ATR away).
-    - `stop_loss`, `take_profit`: fixed at entry. A percent stop above 100 % is refused for longs.
-    - `trailing_stop`: follows the best price reached since entry (highest high for a long, lowest low
-      for a short), measured from that price; it only ever tightens.
-    - `max_holding_bars`: a position still open after this many bars is closed at the next bar's open.
-    - `atr_period`: the ATR behind every `atr` distance and `atr_risk` sizing.
-    """
+class PlanFields(Model):
+    """The fields of a trade plan and their rules; `TradePlan` and a rule spec (which carries the same
+    fields at its top level) both build on it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,12 +57,27 @@ class TradePlan(Model):
     atr_period: int = Field(default=14, ge=1, le=500)
 
     @model_validator(mode="after")
-    def _stop_below_zero(self) -> TradePlan:
+    def _stop_below_zero(self) -> PlanFields:
         for name in ("stop_loss", "trailing_stop"):
             rule: ExitDistance | None = getattr(self, name)
             if rule is not None and rule.percent is not None and rule.percent >= 100 and self.side != "short":
                 raise ValueError(f"{name}.percent must be below 100 for a long position")
         return self
+
+
+class TradePlan(PlanFields):
+    """How positions are opened and closed, apart from the signals themselves.
+
+    - `side`: `long` opens longs on BUY and closes them on SELL; `short` opens shorts on SELL and covers
+      on BUY; `both` reverses from one to the other.
+    - `sizing`: the same rule the live risk function applies (fixed quantity, percent of equity, or
+      ATR risk: risk `risk_fraction` of equity over a stop `atr_multiple` x ATR away).
+    - `stop_loss`, `take_profit`: fixed at entry. A percent stop above 100 % is refused for longs.
+    - `trailing_stop`: follows the best price reached since entry (highest high for a long, lowest low
+      for a short), measured from that price; it only ever tightens.
+    - `max_holding_bars`: a position still open after this many bars is closed at the next bar's open.
+    - `atr_period`: the ATR behind every `atr` distance and `atr_risk` sizing.
+    """
 
     @property
     def uses_atr(self) -> bool:

@@ -15,13 +15,13 @@ operand). `a crosses_above b` on a bar means a <= b on the previous bar and a > 
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from tradeflow.domain import SizingRule
 from tradeflow.domain.base import Model
-from tradeflow.strategies.plan import ExitDistance, Side, TradePlan
+from tradeflow.strategies.plan import PlanFields, TradePlan
 from tradeflow.strategies.rules.operands import INDICATORS, Indicator, valid_params
 
 Op = Literal["<", "<=", ">", ">=", "crosses_above", "crosses_below"]
@@ -199,7 +199,7 @@ class Condition(_OperandFields):
         )
 
 
-class RuleSpec(Model):
+class RuleSpec(PlanFields):
     """A rule strategy: its signals (`entry`, `exit`, `short_entry`) and its trade plan.
 
     - `side: long`: `entry` buys (opens a long), `exit` sells (closes it).
@@ -214,16 +214,9 @@ class RuleSpec(Model):
 
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=2000)
-    side: Side = "long"
     entry: Condition
     exit: Condition | None = None
     short_entry: Condition | None = None
-    sizing: SizingRule | None = None
-    stop_loss: ExitDistance | None = None
-    take_profit: ExitDistance | None = None
-    trailing_stop: ExitDistance | None = None
-    max_holding_bars: int | None = Field(default=None, ge=1, le=1_000_000)
-    atr_period: int = Field(default=14, ge=1, le=500)
 
     @model_validator(mode="after")
     def _sides(self) -> RuleSpec:
@@ -239,20 +232,12 @@ class RuleSpec(Model):
             raise ValueError(
                 f"'short_entry' is only for side 'both'; with side '{self.side}' 'entry' opens and 'exit' closes"
             )
-        self.plan  # noqa: B018  the plan's own checks (e.g. a long stop of 100 % or more)
         return self
 
-    @property
+    @cached_property
     def plan(self) -> TradePlan:
-        return TradePlan(
-            side=self.side,
-            sizing=self.sizing,
-            stop_loss=self.stop_loss,
-            take_profit=self.take_profit,
-            trailing_stop=self.trailing_stop,
-            max_holding_bars=self.max_holding_bars,
-            atr_period=self.atr_period,
-        )
+        """The spec's plan fields as a `TradePlan` (already validated: the spec is a `PlanFields`)."""
+        return TradePlan.model_construct(**{name: getattr(self, name) for name in PlanFields.model_fields})
 
     def conditions(self) -> dict[str, Condition]:
         """The signal conditions by role: entry, exit / short_entry when given."""
