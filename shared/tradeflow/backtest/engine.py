@@ -41,9 +41,10 @@ from tradeflow.backtest.metrics import compute_metrics, drawdown_pct
 from tradeflow.backtest.results import BacktestResult, ExitReason, Trade
 from tradeflow.domain import Bar, SizingMethod
 from tradeflow.strategies.base import Strategy
-from tradeflow.strategies.plan import TradePlan
+from tradeflow.strategies.plan import ExitLevels, TradePlan
 
 Data = Sequence[Bar] | Ohlcv
+NO_EXITS = ExitLevels(1, math.nan, math.nan, 0.0, math.nan)
 
 
 def run_backtest(
@@ -212,10 +213,7 @@ class _Book:
     entry_price: float = 0.0
     entry_bar: int = 0
     entry_commission: float = 0.0
-    stop: float = math.nan
-    target: float = math.nan
-    trail: float = math.nan  # an ATR trailing stop's distance in price units (NaN: none)
-    trail_fraction: float = 0.0  # a percent trailing stop's fraction of the best price (0: none)
+    levels: ExitLevels = NO_EXITS  # set at each entry
     best: float = math.nan  # best price since entry, for the trailing stop
     last_close: float = 0.0
     pending: int = 0
@@ -258,7 +256,6 @@ class _Book:
             or 0
         )
         self.atr_multiple = float(sizing.atr_multiple) if sizing is not None else 0.0
-        self.fixed_exits = (plan.stop_loss, plan.take_profit, plan.trailing_stop)
 
     def marked(self) -> float:
         return self.side * self.units * self.last_close
@@ -292,12 +289,7 @@ class _Book:
         self.account.cash -= direction * units * price + commission
         self.side, self.units, self.entry_price, self.entry_bar = direction, units, price, i
         self.entry_commission = commission
-        sl, tp, tr = self.fixed_exits
-        self.stop = price - direction * sl.distance(price, atr) if sl is not None else math.nan
-        self.target = price + direction * tp.distance(price, atr) if tp is not None else math.nan
-        # a percent trail is a fraction of the best price; an ATR trail a distance fixed at entry
-        self.trail_fraction = tr.percent / 100 if tr is not None and tr.percent is not None else 0.0
-        self.trail = tr.distance(price, atr) if tr is not None and tr.atr is not None else math.nan
+        self.levels = ExitLevels.at_entry(self.plan, direction, price, atr)
         self.best = price
 
     def _close(self, raw_price: float, i: int, reason: ExitReason, slipped: bool = True) -> None:
@@ -336,16 +328,10 @@ class _Book:
     def _check_exits(self, i: int) -> None:
         d = self.side
         o, hi, lo = float(self.opens[i]), self.highs[i], self.lows[i]
-        best = self.best
-        trailing = best * (1 - d * self.trail_fraction) if self.trail_fraction else best - d * self.trail
-        # the tighter of the fixed and the trailing stop binds (NaN comparisons are False)
-        if math.isnan(self.stop):
-            use_trail = not math.isnan(trailing)
-        else:
-            use_trail = trailing > self.stop if d > 0 else trailing < self.stop
-        stop = trailing if use_trail else self.stop
+        levels = self.levels
+        stop, use_trail = levels.stop_level(self.best)  # NaN levels never compare true
         reason: ExitReason = "trailing_stop" if use_trail else "stop_loss"
-        target = self.target
+        target = levels.target
         if d > 0:
             stop_gap, target_gap, stop_hit, target_hit = o <= stop, o >= target, lo <= stop, hi >= target
         else:

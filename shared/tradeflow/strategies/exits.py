@@ -31,7 +31,7 @@ from pydantic import ConfigDict
 from tradeflow.domain import Bar
 from tradeflow.domain.base import Model
 from tradeflow.indicators import atr
-from tradeflow.strategies.plan import TradePlan
+from tradeflow.strategies.plan import ExitLevels, TradePlan
 
 LiveExitReason = Literal["stop_loss", "trailing_stop", "take_profit", "max_holding"]
 
@@ -86,19 +86,12 @@ def due_exit(
     if plan.uses_atr:
         value = atr(highs[:entry], lows[:entry], closes[:entry], plan.atr_period) if entry > 0 else None
         atr_value = value if value is not None else math.nan
-    sl, tp, tr = plan.stop_loss, plan.take_profit, plan.trailing_stop
-    stop = entry_price - side * sl.distance(entry_price, atr_value) if sl is not None else math.nan
-    target = entry_price + side * tp.distance(entry_price, atr_value) if tp is not None else math.nan
-    trail_fraction = tr.percent / 100 if tr is not None and tr.percent is not None else 0.0
-    trail = tr.distance(entry_price, atr_value) if tr is not None and tr.atr is not None else math.nan
+    levels = ExitLevels.at_entry(plan, side, entry_price, atr_value)
+    target = levels.target
     best = entry_price
     last = len(bars) - 1
     for j in range(entry, last + 1):
-        trailing = best * (1 - side * trail_fraction) if trail_fraction else best - side * trail
-        use_trail = (not math.isnan(trailing)) and (
-            math.isnan(stop) or (trailing > stop if side > 0 else trailing < stop)
-        )
-        level = trailing if use_trail else stop
+        level, use_trail = levels.stop_level(best)
         adverse, favourable = (lows[j], highs[j]) if side > 0 else (highs[j], lows[j])
         if (adverse <= level) if side > 0 else (adverse >= level):
             reason: LiveExitReason = "trailing_stop" if use_trail else "stop_loss"

@@ -9,6 +9,8 @@ sizes with the same `SizingRule`.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -84,3 +86,40 @@ class TradePlan(PlanFields):
         rules = (self.stop_loss, self.take_profit, self.trailing_stop)
         by_atr = any(r is not None and r.atr is not None for r in rules)
         return by_atr or (self.sizing is not None and self.sizing.method.value == "atr_risk")
+
+
+@dataclass(frozen=True)
+class ExitLevels:
+    """A position's exit levels, set at entry from the plan; NaN (or a zero fraction) where there is none.
+
+    One definition for the backtester (`backtest/engine.py`) and the live check (`strategies/exits.py`),
+    so both read the same stop the same way: a percent trailing stop is a fraction of the best price since
+    entry, an ATR one a distance fixed at entry, and the tighter of it and the fixed stop binds.
+    """
+
+    side: int  # +1 long, -1 short
+    stop: float
+    target: float
+    trail_fraction: float
+    trail: float
+
+    @classmethod
+    def at_entry(cls, plan: TradePlan, side: int, price: float, atr: float) -> ExitLevels:
+        sl, tp, tr = plan.stop_loss, plan.take_profit, plan.trailing_stop
+        return cls(
+            side=side,
+            stop=price - side * sl.distance(price, atr) if sl is not None else math.nan,
+            target=price + side * tp.distance(price, atr) if tp is not None else math.nan,
+            trail_fraction=tr.percent / 100 if tr is not None and tr.percent is not None else 0.0,
+            trail=tr.distance(price, atr) if tr is not None and tr.atr is not None else math.nan,
+        )
+
+    def stop_level(self, best: float) -> tuple[float, bool]:
+        """The binding stop given the best price since entry, and whether it is the trailing one."""
+        d = self.side
+        trailing = best * (1 - d * self.trail_fraction) if self.trail_fraction else best - d * self.trail
+        if math.isnan(self.stop):
+            use_trail = not math.isnan(trailing)
+        else:
+            use_trail = trailing > self.stop if d > 0 else trailing < self.stop
+        return (trailing if use_trail else self.stop), use_trail
