@@ -83,13 +83,14 @@ def run_backtest(
     exposed = np.zeros(len(bars), dtype=bool)
     for t in book.trades:
         exposed[t.entry_bar : t.exit_bar + 1] = True
-    metrics = compute_metrics(equity, bars.close, book.trades, exposed, periods_per_year(bars, cfg))
+    drawdown = drawdown_pct(equity)
+    metrics = compute_metrics(equity, bars.close, book.trades, exposed, periods_per_year(bars, cfg), drawdown)
     return BacktestResult(
         config=cfg,
         metrics=metrics,
         trades=book.trades,
         equity_curve=equity,
-        drawdown_pct=drawdown_pct(equity),
+        drawdown_pct=drawdown,
         timestamps=list(bars.ts) if bars.ts is not None else None,
     )
 
@@ -145,13 +146,14 @@ def run_portfolio(
     buy_hold = float(np.mean([b.close[-1] / b.close[0] - 1.0 for b in series.values()]) * 100.0)
     index = np.linspace(1.0, 1.0 + buy_hold / 100.0, 2)  # compute_metrics reads only its ends
     ppy = cfg.periods_per_year or _per_year(timeline)
-    metrics = compute_metrics(equity, index, trades, exposed, ppy)
+    drawdown = drawdown_pct(equity)
+    metrics = compute_metrics(equity, index, trades, exposed, ppy, drawdown)
     return BacktestResult(
         config=cfg,
         metrics=metrics,
         trades=trades,
         equity_curve=equity,
-        drawdown_pct=drawdown_pct(equity),
+        drawdown_pct=drawdown,
         timestamps=timeline,
         symbols=list(series),
     )

@@ -44,7 +44,9 @@ def compute_metrics(
     trades: Sequence[Trade],
     exposed: np.ndarray,
     periods_per_year: float,
+    drawdown: np.ndarray | None = None,
 ) -> Metrics:
+    """`drawdown`: `drawdown_pct(equity)` when the caller has it already (it keeps it for the result)."""
     n = int(equity.size)
     returns = equity[1:] / equity[:-1] - 1.0 if n > 1 else np.zeros(0)
     total = equity[-1] / equity[0] - 1.0
@@ -55,7 +57,7 @@ def compute_metrics(
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2))) if returns.size else math.nan
     sharpe = mean / std * math.sqrt(periods_per_year) if std > 0 else math.nan
     sortino = mean * periods_per_year / (downside * math.sqrt(periods_per_year)) if downside > 0 else math.nan
-    dd = drawdown_pct(equity)
+    dd = drawdown if drawdown is not None else drawdown_pct(equity)
     max_dd = float(dd.min())
     calmar = (cagr * 100.0) / abs(max_dd) if max_dd < 0 else math.nan
 
