@@ -47,9 +47,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from backtesting import Backtest
-from backtesting import Strategy as BtStrategy
 
 from tradeflow.backtest import BacktestConfig, BacktestResult, run_backtest
+from tradeflow.bench.backtest import reference_strategy
 from tradeflow.domain import Bar
 from tradeflow.marketdata import load_dataset
 from tradeflow.strategies import create
@@ -63,36 +63,12 @@ def _frame(bars: Sequence[Bar]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.DatetimeIndex([b.ts for b in bars]).tz_localize(None))
 
 
-def _rolling_mean(values: np.ndarray, n: int) -> np.ndarray:
-    return pd.Series(values).rolling(n).mean().to_numpy()
-
-
-class SmaCrossRef(BtStrategy):
-    fast = 10
-    slow = 20
-    short = False
-
-    def init(self) -> None:
-        self.f = self.I(_rolling_mean, self.data.Close, self.fast)
-        self.s = self.I(_rolling_mean, self.data.Close, self.slow)
-
-    def next(self) -> None:
-        f, s = self.f, self.s
-        if f[-2] <= s[-2] and f[-1] > s[-1]:
-            self.buy()
-        elif f[-2] >= s[-2] and f[-1] < s[-1]:
-            if self.short:
-                self.sell()
-            else:
-                self.position.close()
-
-
 def _reference(bars: Sequence[Bar], fast: int, slow: int, short: bool, on_close: bool) -> pd.Series:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "prices larger than cash", "trades remain open"
         bt = Backtest(
             _frame(bars),
-            SmaCrossRef,
+            reference_strategy(),
             cash=CASH,
             commission=COMMISSION,
             exclusive_orders=True,

@@ -128,14 +128,16 @@ def _rolling_mean(values: Any, n: int) -> Any:
 
 
 @lru_cache(maxsize=1)
-def _reference_strategy() -> type:
-    """backtesting.py's SMA cross with our crossover rule (ties count as "not above": see the parity test),
-    long-only: a down-cross closes the long."""
+def reference_strategy() -> type:
+    """backtesting.py's SMA cross with our crossover rule (ties count as "not above": see the parity test).
+    Long-only by default (a down-cross closes the long); `short = True` reverses into a short instead.
+    The parity test runs this same class."""
     from backtesting import Strategy as BtStrategy  # type: ignore[import-untyped]
 
     class SmaCrossReference(BtStrategy):  # type: ignore[misc]
         fast = FAST
         slow = SLOW
+        short = False
 
         def init(self) -> None:
             self.f = self.I(_rolling_mean, self.data.Close, self.fast)
@@ -146,7 +148,10 @@ def _reference_strategy() -> type:
             if f[-2] <= s[-2] and f[-1] > s[-1]:
                 self.buy()
             elif f[-2] >= s[-2] and f[-1] < s[-1]:
-                self.position.close()
+                if self.short:
+                    self.sell()
+                else:
+                    self.position.close()
 
     return SmaCrossReference
 
@@ -157,7 +162,7 @@ def reference_backtest(df: Any, cash: float = CASH) -> Any:
 
     return Backtest(
         df,
-        _reference_strategy(),
+        reference_strategy(),
         cash=cash,
         commission=COMMISSION,
         exclusive_orders=True,
