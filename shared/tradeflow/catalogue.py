@@ -114,7 +114,7 @@ class Function:
     name: str
     purpose: str
     queue_source: QueueSource | None = None
-    stream_source: StreamSource | None = None
+    stream_sources: tuple[StreamSource, ...] = ()  # DynamoDB streams it consumes, one event source each
     scheduled: bool = False  # invoked by EventBridge Scheduler schedules
     timeout_seconds: int = 30
     memory_mb: int = 512
@@ -125,6 +125,7 @@ class Function:
     manages_schedules: bool = False  # creates/updates/deletes the deployments' Scheduler schedules
     manages_secrets: tuple[str, ...] = ()  # secret spaces it creates, rotates and deletes (never reads)
     reads_secrets: tuple[str, ...] = ()  # secret spaces whose values it reads
+    posts_to_connections: bool = False  # sends frames to WebSocket clients (execute-api:ManageConnections)
 
     def physical_name(self, stage_name: str | None = None) -> str:
         return f"{PREFIX}-{stage_name or stage()}-{self.name}"
@@ -148,6 +149,7 @@ TABLES: dict[str, Table] = {
             "evaluations",
             "every strategy evaluation: pk=tenant#deployment#symbol, sk=evaluation time",
             ttl_attribute="expires_at",
+            stream="NEW_IMAGE",  # the `signals` channel of the WebSocket API
         ),
         Table(
             "signals",
@@ -174,7 +176,7 @@ TABLES: dict[str, Table] = {
         Table("accounts", "accounts with cash and reserved exposure: pk=tenant, sk=account id"),
         Table("ledger", "capital ledger: pk=tenant#account, sk=time#entry id"),
         Table("audit", "audit events: pk=tenant, sk=time#event id", ttl_attribute="expires_at"),
-        Table("controls", "trading controls: pk=tenant (or _global), sk=scope#target"),
+        Table("controls", "trading controls: pk=tenant (or _global), sk=scope#target", stream="NEW_AND_OLD_IMAGES"),
         Table("strategies", "saved strategy definitions (built-in name + params, or a rule spec): pk=tenant, sk=id"),
         Table(
             "backtest_jobs",
@@ -233,6 +235,9 @@ SECRETS: dict[str, SecretSpace] = {
 SCHEDULE_GROUPS: dict[str, ScheduleGroup] = {
     "deployments": ScheduleGroup("deployments", "one schedule per deployed (strategy, symbol)"),
 }
+
+# The tables whose changes are pushed to WebSocket clients (see tradeflow.realtime.changes).
+BROADCAST_TABLES: tuple[str, ...] = ("orders", "fills", "positions", "evaluations", "signals", "controls", "bars")
 
 FUNCTIONS: dict[str, Function] = {
     f.name: f
@@ -329,6 +334,17 @@ FUNCTIONS: dict[str, Function] = {
             memory_mb=256,
             reads=("connections",),
             writes=("connections",),
+            posts_to_connections=True,
+        ),
+        Function(
+            "broadcaster",
+            "live updates: the books' change streams -> the subscribed WebSocket connections of each tenant",
+            stream_sources=tuple(StreamSource(table) for table in BROADCAST_TABLES),
+            memory_mb=512,
+            reads=("connections", "accounts", "bars", "signals"),  # bars, accounts: marking positions like REST
+            writes=("connections",),  # per-connection sequence numbers; gone (410) connections deleted
+            sends_to=("dead_events",),
+            posts_to_connections=True,
         ),
         Function(
             "backtest_worker",
@@ -343,7 +359,7 @@ FUNCTIONS: dict[str, Function] = {
         Function(
             "paper_exchange",
             "the simulated broker's matching engine: new bars fill resting paper orders",
-            stream_source=StreamSource("bars"),
+            stream_sources=(StreamSource("bars"),),
             reads=("paper_orders", "accounts"),
             writes=("paper_orders",),
             sends_to=("orders", "dead_events"),

@@ -30,7 +30,7 @@ def _seed() -> None:
 
 def test_every_function_has_a_sample_event() -> None:
     names = {p.name.split("-")[0] for p in EVENTS.glob("*.json")}
-    assert names >= {"strategy", "risk", "execution", "paper_exchange"}
+    assert names >= {"strategy", "risk", "execution", "paper_exchange", "broadcaster"}
 
 
 def test_strategy_sample_evaluates(aws: object) -> None:
@@ -90,3 +90,10 @@ def test_cli_invoke_names_an_unreadable_event(tmp_path: Path, capsys: object) ->
     bad.write_text("{nope")
     assert main(["invoke", "risk", str(bad)]) == 2
     assert "bad.json" in capsys.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_broadcaster_sample(aws: object) -> None:
+    """An order placed and filled: read, translated and fanned out (to nobody connected) without a dead letter."""
+    out = handler("broadcaster")(_load("broadcaster-orders-stream.json"), Context())
+    assert out == {"batchItemFailures": []}
+    assert receive("dead_events") == []

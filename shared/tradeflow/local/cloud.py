@@ -104,8 +104,8 @@ class LocalCloud:
         for name, spec in FUNCTIONS.items():
             if spec.queue_source:
                 self.threads.append(SqsPoller(name, self.lambdas, self.stop_event))
-            if spec.stream_source:
-                self.threads.append(StreamPoller(name, self.lambdas, self.stop_event))
+            for source in spec.stream_sources:
+                self.threads.append(StreamPoller(name, source, self.lambdas, self.stop_event))
         for thread in self.threads:
             thread.start()
         if self.config.api_port is not None:

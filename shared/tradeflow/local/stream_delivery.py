@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from tradeflow.catalogue import FUNCTIONS, TABLES
+from tradeflow.catalogue import TABLES, StreamSource
 from tradeflow.local.lambdas import LocalLambdas
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.aws import client
@@ -23,11 +23,15 @@ log = logging.getLogger("tradeflow.local")
 
 class StreamPoller(threading.Thread):
     def __init__(
-        self, function: str, lambdas: LocalLambdas, stop: threading.Event, interval: float = 0.05, max_retries: int = 3
+        self,
+        function: str,
+        source: StreamSource,
+        lambdas: LocalLambdas,
+        stop: threading.Event,
+        interval: float = 0.05,
+        max_retries: int = 3,
     ) -> None:
-        source = FUNCTIONS[function].stream_source
-        assert source is not None
-        super().__init__(name=f"stream-{function}", daemon=True)
+        super().__init__(name=f"stream-{source.table}-{function}", daemon=True)
         self.function = function
         self.source = source
         self.lambdas = lambdas

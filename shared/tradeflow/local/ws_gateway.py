@@ -62,6 +62,7 @@ log = logging.getLogger("tradeflow.local.ws")
 
 MANAGEMENT_URL_ENV = "TRADEFLOW_WS_MANAGEMENT_URL"
 BOTO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"
+CLIENT_URL_ENV = "TRADEFLOW_WS_URL"  # where WebSocket clients connect (the dashboard reads it)
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message payload limit
 STAGE = "local"
 API_ID = "local"
@@ -577,9 +578,11 @@ def _management_handler(gateway: WsGateway) -> type[BaseHTTPRequestHandler]:
 
 def export_management_url(gateway: WsGateway) -> None:
     """Point the handlers (`TRADEFLOW_WS_MANAGEMENT_URL`) and any boto3 `apigatewaymanagementapi`
-    client without an explicit endpoint at the gateway's management endpoint."""
+    client without an explicit endpoint at the gateway's management endpoint, and tell the dashboard
+    where clients connect (`TRADEFLOW_WS_URL`)."""
     os.environ[MANAGEMENT_URL_ENV] = gateway.management_url
     os.environ[BOTO_ENDPOINT_ENV] = gateway.management_url
+    os.environ[CLIENT_URL_ENV] = gateway.url
 
 
 __all__ = ["WsGateway", "WsGatewayError", "export_management_url", "websocket_routes"]

@@ -1,7 +1,8 @@
 """WebSocket connections and their subscriptions, in the catalogue's `connections` table.
 
 Item: pk = tenant, sk = connection id, plus `connection_id` (the `by_connection` index key), `user_id`,
-`connected_at`, `subscriptions` (a DynamoDB string set, absent when empty) and `expires_at` (epoch seconds,
+`connected_at`, `subscriptions` (a DynamoDB string set, absent when empty), `seq` (the last sequence number
+reserved for a live update to it, see `reserve_sequence`) and `expires_at` (epoch seconds,
 the table's TTL attribute; refreshed on activity).
 
 Every call takes the tenant (design rule 5) except `get_by_id`: on $default and $disconnect API Gateway
@@ -116,12 +117,43 @@ class ConnectionRepository:
 
     def subscribers(self, tenant_id: str, channel: str, now: datetime) -> list[Connection]:
         """The unexpired connections of this tenant subscribed to `channel` (TTL deletion lags, so filter)."""
+        return [c for c in self.listening(tenant_id, now) if channel in c.subscriptions]
+
+    def listening(self, tenant_id: str, now: datetime) -> list[Connection]:
+        """The tenant's unexpired connections with at least one subscription: one query per fan-out."""
         items = self.table.query(
             tenant_id,
-            filter_expression="contains(subscriptions, :channel) AND expires_at > :now",
-            values={":channel": channel, ":now": int(now.timestamp())},
+            filter_expression="attribute_exists(subscriptions) AND expires_at > :now",
+            values={":now": int(now.timestamp())},
         )
         return [Connection.from_item(item) for item in items]
+
+    def listening_tenants(self, now: datetime) -> set[str]:
+        """Every tenant with a listening connection: the audience of a global change (the admins' halt).
+        A scan, so only for such rare changes."""
+        now_s = int(now.timestamp())
+        return {
+            str(item["pk"])
+            for item in self.table.scan()
+            if item.get("subscriptions") and int(item.get("expires_at", 0)) > now_s
+        }
+
+    def reserve_sequence(self, tenant_id: str, connection_id: str, count: int) -> int | None:
+        """Reserve `count` consecutive sequence numbers (atomically) for updates to this connection; the
+        first of them, or None when the connection is gone. Numbers start at 1 and never repeat, even when
+        several broadcasters post to one connection at once."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        try:
+            item = self.table.update(
+                {"pk": tenant_id, "sk": connection_id},
+                "ADD seq :n",
+                condition="attribute_exists(pk)",
+                values={":n": count},
+            )
+        except ConditionFailed:
+            return None
+        return int(item["seq"]) - count + 1
 
     def _change(
         self, op: str, tenant_id: str, connection_id: str, channels: Iterable[str], now: datetime

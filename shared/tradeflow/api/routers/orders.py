@@ -24,6 +24,7 @@ from tradeflow.api.idempotency import IdempotencyKey, fingerprint, idempotent
 from tradeflow.api.pagination import Cursor, Limit, Page, query_page
 from tradeflow.api.routers._filters import AccountQuery, Since, SymbolQuery, Until, window
 from tradeflow.api.routers.positions import account_or_404
+from tradeflow.api.views import OrderView, ViewStatus, order_view
 from tradeflow.domain import Order, OrderSide, OrderStatus, OrderType, SignalOutcome, TimeInForce
 from tradeflow.domain.orders import OrderTerms
 from tradeflow.domain.types import Price, Quantity, ResourceId, Symbol
@@ -43,19 +44,6 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 _queues = SqsQueues()
 
 OrderId = Annotated[str, Path(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.:-]+$")]
-ViewStatus = Literal[
-    "pending",
-    "approved",
-    "new",
-    "submitted",
-    "accepted",
-    "partially_filled",
-    "filled",
-    "cancelled",
-    "rejected",
-    "expired",
-    "dead_lettered",
-]
 
 
 class PlaceOrder(BaseModel):
@@ -105,30 +93,6 @@ class OrderAccepted(BaseModel):
     reference_price: Price = Field(description="the last price known when the order was placed")
 
 
-class OrderView(BaseModel):
-    client_order_id: str
-    account_id: str
-    source: Literal["manual", "strategy"]
-    deployment_id: str | None = None
-    symbol: str
-    side: OrderSide
-    quantity: Quantity
-    type: OrderType
-    time_in_force: TimeInForce
-    limit_price: Price | None = None
-    stop_price: Price | None = None
-    status: ViewStatus
-    reason: str | None = Field(default=None, description="why it was rejected, cancelled or dead-lettered")
-    filled_quantity: Quantity = Decimal(0)
-    average_fill_price: Price | None = None
-    fees: Price = Decimal(0)
-    broker: str | None = None
-    broker_order_id: str | None = None
-    client_tag: str | None = None
-    created_at: datetime
-    updated_at: datetime
-
-
 class CancelAccepted(BaseModel):
     client_order_id: str
     status: ViewStatus
@@ -144,40 +108,9 @@ def _status_url(coid: str) -> str:
     return f"/v1/orders/{coid}"
 
 
-def _from_order(order: Order, state: OrderState | None = None) -> OrderView:
-    manual = state.manual if state else None
-    journal = state.journal if state else None
-    reason = order.reject_reason
-    if reason is None and journal is not None and order.status.final and journal.outcome.final:
-        reason = journal.reason if order.status is not OrderStatus.FILLED else None
-    return OrderView(
-        client_order_id=order.client_order_id,
-        account_id=order.account_id,
-        source="manual" if manual is not None or order.client_order_id.startswith("tfm-") else "strategy",
-        deployment_id=order.deployment_id,
-        symbol=order.symbol,
-        side=order.side,
-        quantity=order.quantity,
-        type=order.order_type,
-        time_in_force=order.time_in_force,
-        limit_price=order.limit_price,
-        stop_price=order.stop_price,
-        status=order.status.value,
-        reason=reason,
-        filled_quantity=order.filled_quantity,
-        average_fill_price=order.average_fill_price,
-        fees=order.fees,
-        broker=order.broker,
-        broker_order_id=order.broker_order_id,
-        client_tag=manual.client_tag if manual else None,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-    )
-
-
 def _view(state: OrderState) -> OrderView:
     if state.order is not None:
-        return _from_order(state.order, state)
+        return order_view(state.order, state.manual, state.journal)
     manual, journal = state.manual, state.journal
     assert manual is not None and journal is not None
     status: ViewStatus = "pending" if journal.outcome is SignalOutcome.PENDING else journal.outcome.value  # type: ignore[assignment]
@@ -271,7 +204,7 @@ def list_orders(
     return query_page(
         DynamoTable("orders"),
         tenant_account(caller.tenant_id, account_id),
-        lambda item: _from_order(Order.model_validate(item)),
+        lambda item: order_view(Order.model_validate(item)),
         limit=limit,
         cursor=cursor,
         partition_attribute="account_key",

@@ -11,7 +11,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from tradeflow.api.context import Caller
-from tradeflow.api.routers.positions import AccountId, PositionView, account_or_404, position_view
+from tradeflow.api.routers.positions import AccountId, account_or_404
+from tradeflow.api.views import PositionView, position_view
 from tradeflow.domain.types import Money, Quantity
 from tradeflow.portfolio.valuation import AccountPortfolio, Valuation
 from tradeflow.storage.accounts import AccountRepository

@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
 
 from tradeflow.api.context import Caller
 from tradeflow.api.errors import not_found
 from tradeflow.api.pagination import Cursor, Limit, Page, query_page
 from tradeflow.api.routers._filters import AccountQuery
+from tradeflow.api.views import PositionView, position_view
 from tradeflow.domain import Account, Position
-from tradeflow.domain.types import Money, Price, Quantity
-from tradeflow.portfolio.valuation import MarkedPosition, MarkSource, Valuation, timeframe_of
+from tradeflow.portfolio.valuation import Valuation, timeframe_of
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.dynamo import DynamoTable
 from tradeflow.storage.keys import tenant_account
@@ -23,39 +22,6 @@ router = APIRouter(prefix="/positions", tags=["positions"])
 
 AccountId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SymbolPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
-
-
-class PositionView(BaseModel):
-    account_id: str
-    symbol: str
-    quantity: Quantity
-    side: str
-    average_price: Price
-    mark_price: Price
-    mark_source: MarkSource
-    market_value: Money
-    unrealized_pnl: Money
-    realized_pnl: Money
-    opened_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-def position_view(marked: MarkedPosition) -> PositionView:
-    p = marked.position
-    return PositionView(
-        account_id=p.account_id,
-        symbol=p.symbol,
-        quantity=p.quantity,
-        side="long" if p.quantity > 0 else "short" if p.quantity < 0 else "flat",
-        average_price=p.average_price,
-        mark_price=marked.mark,
-        mark_source=marked.source,
-        market_value=marked.market_value,
-        unrealized_pnl=marked.unrealized_pnl,
-        realized_pnl=p.realized_pnl,
-        opened_at=p.opened_at,
-        updated_at=p.updated_at,
-    )
 
 
 def account_or_404(tenant_id: str, account_id: str) -> Account:
