@@ -179,6 +179,8 @@ def _print_api_banner(api: Any, demo: bool, ws: Any = None) -> None:
     if demo and api is not None:
         token = api.issuer.issue(DEMO_TENANT, "demo-trader", ttl_seconds=12 * 3600)
         lines.append(f"token of demo/demo-trader, valid 12 h:\nexport TOKEN={token}")
+        # the token rides in the fragment: the browser never sends it to a server
+        lines.append(f"Dashboard {api.url}/#token={token}")
     print("\n".join(lines), flush=True)
 
 

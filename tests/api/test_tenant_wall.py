@@ -19,6 +19,9 @@ the same requests by A itself do reach the resource (so B's 404s come from the w
 `test_every_route_with_a_path_parameter_is_walled` fails as soon as a route appears that `WALL` does
 not cover.
 
+The dashboard's page and files (`/`, `/dashboard/...`) are not API operations and hold no tenant's data:
+they are left out of the comparison like the docs pages (`DASHBOARD_PATHS`).
+
 The documented exception: the platform-admin routes that take a tenant in the path
 (`/v1/controls/tenants/{tenant_id}...`) answer 403 to every non-admin and act on the named tenant only
 for an admin, as `tradeflow.api.routers.controls` documents. Lists: nothing of A's ever appears in any of
@@ -38,6 +41,7 @@ from typing import Any
 import pytest
 
 from tradeflow.api.app import API_PREFIX, ROUTERS
+from tradeflow.dashboard import serve as dashboard
 from tradeflow.domain.controls import GLOBAL_TENANT
 from tradeflow.storage.audit import AuditRepository
 
@@ -194,6 +198,7 @@ WALL: dict[str, Walled] = {
     "/v1/orders/{client_order_id}/cancel": Walled(_order, witness="/v1/orders/{client_order_id}"),
     "/v1/positions/{account_id}/{symbol}": Walled(_position),
     "/v1/portfolio/{account_id}": Walled(_position),
+    "/v1/portfolio/{account_id}/equity": Walled(_position),
     "/v1/accounts/{account_id}": Walled(_account),
     "/v1/accounts/{account_id}/reset": Walled(_position, witness="/v1/portfolio/{account_id}"),
     "/v1/accounts/{account_id}/credentials": Walled(
@@ -207,6 +212,10 @@ WALL: dict[str, Walled] = {
     "/v1/market/{symbol}/quote": Walled(_market),
     "/v1/market/{symbol}/bars": Walled(_market),
 }
+
+# the dashboard's page and static files (tradeflow.dashboard.serve): no token, no tenant's data, not API
+# operations (so not in the schema); tests/api/test_dashboard_serving.py checks what they serve
+DASHBOARD_PATHS = {re.sub(r"\{(\w+):\w+\}", r"{\1}", path) for path in dashboard.PATHS}
 
 # platform-admin routes naming a tenant: the documented exception (test_admin_routes_naming_a_tenant)
 ADMIN_TENANT_ROUTES = {"/v1/controls/tenants/{tenant_id}", "/v1/controls/tenants/{tenant_id}/disable"}
@@ -232,7 +241,7 @@ def _router_paths(api: Api) -> dict[str, set[str]]:
     paths: dict[str, set[str]] = {}
     for prefix, route in found:
         template = prefix + re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {symbol:path} -> {symbol}
-        if template in ("/openapi.json", "/docs", "/docs/oauth2-redirect"):
+        if template in ("/openapi.json", "/docs", "/docs/oauth2-redirect") or template in DASHBOARD_PATHS:
             continue
         paths.setdefault(template, set()).update(m.lower() for m in getattr(route, "methods", ()) or ())
     return paths

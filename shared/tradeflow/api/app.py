@@ -2,7 +2,8 @@
 
 `create_app()` is what both hosts serve: `functions/api/handler.py` wraps it with Mangum behind API
 Gateway's HTTP API, and the local cloud runs it under uvicorn on 127.0.0.1:8000. OpenAPI is at
-`/openapi.json`, interactive docs at `/docs`.
+`/openapi.json`, interactive docs at `/docs`. The trader's dashboard (`tradeflow.dashboard`) is served at
+`/` and `/dashboard/...`, outside the API's schema.
 
 Routers are listed in `ROUTERS` as module names under `tradeflow.api.routers`, each exposing `router`.
 """
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from tradeflow.api import context, errors
 from tradeflow.api.auth import AuthSettings, TokenVerifier
 from tradeflow.api.ratelimit import RateLimiter
+from tradeflow.dashboard import serve as dashboard
 
 API_PREFIX = "/v1"
 # router modules under tradeflow.api.routers, in the order their tags appear in the docs
@@ -46,6 +48,7 @@ class AppSettings:
     auth: AuthSettings | None = None  # None: from the environment (AuthSettings.from_env)
     rate_per_minute: int | None = None  # None: TRADEFLOW_API_RATE_LIMIT or DEFAULT_RATE_PER_MINUTE; 0 = off
     routers: tuple[str, ...] = field(default_factory=lambda: ROUTERS)
+    dashboard: bool = True  # serve the dashboard at / (tradeflow.dashboard)
 
 
 def create_app(settings: AppSettings | None = None) -> FastAPI:
@@ -68,4 +71,6 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
     for name in cfg.routers:
         module = importlib.import_module(f"tradeflow.api.routers.{name}")
         app.include_router(module.router, prefix=API_PREFIX, responses=errors.PROBLEM_RESPONSES)
+    if cfg.dashboard:
+        dashboard.install(app)
     return app

@@ -67,7 +67,12 @@ class ManagementApiPoster:
                 import boto3
                 from botocore.config import Config
 
-                config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+                config = Config(
+                    retries={"mode": "standard", "max_attempts": 3},
+                    connect_timeout=2,
+                    read_timeout=5,
+                    max_pool_connections=64,  # one per fan-out thread (see realtime.broadcast), and then some
+                )
                 self._clients[endpoint] = boto3.session.Session().client(
                     "apigatewaymanagementapi", endpoint_url=endpoint, config=config
                 )

@@ -3,24 +3,28 @@
 Endpoints come from the standard environment (`AWS_ENDPOINT_URL`, `AWS_REGION`), so the same code talks
 to AWS in Lambda and to moto's server in the local cloud and tests. Clients are created on first use:
 importing a handler must stay cheap (design rule 9), and creation is serialised because boto3's default
-session is not thread-safe (the local cloud invokes handlers from several threads).
+session is not thread-safe (the local cloud invokes handlers from several threads). The cache follows
+`AWS_ENDPOINT_URL`: a client made for another endpoint is never handed out after the variable changed
+(tests and benchmarks start and stop local clouds, and restore the environment, in one process).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 _lock = threading.Lock()
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, str | None], Any] = {}  # (service, AWS_ENDPOINT_URL when made) -> client
 
 
 def client(service: str) -> Any:
-    found = _clients.get(service)
+    key = (service, os.environ.get("AWS_ENDPOINT_URL"))
+    found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
-        if service not in _clients:
+        if key not in _clients:
             import boto3
             from botocore.config import Config
 
@@ -30,8 +34,8 @@ def client(service: str) -> Any:
                 read_timeout=20,
                 max_pool_connections=32,
             )
-            _clients[service] = boto3.session.Session().client(service, config=config)
-        return _clients[service]
+            _clients[key] = boto3.session.Session().client(service, config=config)
+        return _clients[key]
 
 
 def reset_clients() -> None:
