@@ -42,7 +42,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ConnectionsGone", unit=MetricUnit.Count, value=report.gone)
     metrics.add_metric(name="PostFailures", unit=MetricUnit.Count, value=report.failed)
     if report.changes:
-        log = logger.warning if report.failed else logger.info
+        # every bar and evaluation is broadcast: the routine line is debug (the metrics count it); trouble warns
+        log = logger.warning if report.failed or outcome.dead_lettered else logger.debug
         log(
             "broadcast",
             extra={
