@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tradeflow.brokers.paper import PaperBroker, PaperConfig
 from tradeflow.catalogue import FUNCTIONS, QUEUES, schedule_group_name
@@ -21,7 +29,9 @@ from tradeflow.domain import (
     TimeInForce,
 )
 from tradeflow.execution.accounts import open_account
+from tradeflow.local.cloud import LocalCloud, LocalCloudConfig
 from tradeflow.local.lambdas import load_handler
+from tradeflow.local.moto_server import free_ports
 from tradeflow.local.replay import Feed, MarketReplay
 from tradeflow.local.sqs_delivery import sqs_event
 from tradeflow.messaging.sqs import SqsQueues
@@ -400,3 +410,53 @@ def assert_books_consistent(tenant: str = TENANT, account_id: str = ACCOUNT) -> 
         theirs = {p.symbol: p.quantity for p in broker.positions()}
         ours = {s: q for s, q in positions.items() if q != 0}
         assert theirs == ours, (theirs, ours)
+
+
+def chromium_path(needed_by: str) -> str:
+    """Debian's chromium, required (never skipped): `make test` installs it when missing."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail(
+            f"chromium is not on PATH: {needed_by} needs it. Install it with "
+            "`apt-get install -y --no-install-recommends chromium` (`make test` does this when it is missing)."
+        )
+    return found
+
+
+REPLAY_START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+@contextmanager
+def running_cloud(
+    key_dir: Path, symbols: list[str], speed: float = 120, websocket: bool = True
+) -> Iterator[LocalCloud]:
+    """The local cloud as `make run` starts it — the demo trading, the REST API and (with `websocket`) the
+    WebSocket gateway — on free ports and a fast replay clock driven by a thread; tokens from a dev issuer
+    keyed in `key_dir`. The environment the cloud exports is restored afterwards."""
+    saved = dict(os.environ)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    os.environ["TRADEFLOW_DEV_KEY_FILE"] = str(key_dir / "dev-issuer.pem")
+    aws_port, api_port, ws_port = free_ports(3)
+    cloud = LocalCloud(
+        LocalCloudConfig(
+            aws_port=aws_port,
+            api_port=api_port,
+            ws_port=ws_port if websocket else None,
+            speed=speed,
+            start=REPLAY_START,
+            demo_symbols=symbols,
+        )
+    )
+    clock: threading.Thread | None = None
+    try:
+        cloud.start()
+        clock = threading.Thread(target=cloud.run, name="clock", daemon=True)
+        clock.start()
+        yield cloud
+    finally:
+        cloud.stop_event.set()
+        if clock is not None:
+            clock.join(timeout=10)
+        cloud.shutdown()
+        os.environ.clear()
+        os.environ.update(saved)

@@ -26,11 +26,9 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,10 +36,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tradeflow.local.cloud import LocalCloud, LocalCloudConfig
+from tradeflow.local.cloud import LocalCloud
 from tradeflow.local.demo import DEMO_ACCOUNT
-from tradeflow.local.moto_server import free_ports
 from tradeflow.manual.model import SIGNAL_PREFIX as MANUAL_SIGNAL_PREFIX
+
+from helpers import running_cloud
 
 pytestmark = pytest.mark.e2e
 
@@ -366,29 +365,10 @@ STEPS: list[tuple[str, str, Step]] = [
 
 
 @pytest.fixture
-def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LocalCloud]:
+def cloud(tmp_path: Path) -> Iterator[LocalCloud]:
     """The local cloud as `make run` starts it (demo on, REST API on), on free ports and a fast clock."""
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-    monkeypatch.setenv("TRADEFLOW_DEV_KEY_FILE", str(tmp_path / "dev-issuer.pem"))
-    aws_port, api_port = free_ports(2)
-    local = LocalCloud(
-        LocalCloudConfig(
-            aws_port=aws_port,
-            api_port=api_port,
-            speed=240,
-            start=datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
-            demo_symbols=SYMBOLS,
-        )
-    )
-    local.start()
-    clock = threading.Thread(target=local.run, name="clock", daemon=True)
-    clock.start()
-    try:
+    with running_cloud(tmp_path, SYMBOLS, speed=240, websocket=False) as local:
         yield local
-    finally:
-        local.stop_event.set()
-        clock.join(timeout=10)
-        local.shutdown()
 
 
 def test_readme_commands_parse() -> None:

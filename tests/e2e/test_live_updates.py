@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tradeflow.api.dev_issuer import DevIssuer
-from tradeflow.local.cloud import LocalCloud, LocalCloudConfig
+from tradeflow.local.cloud import LocalCloud
 from tradeflow.local.demo import DEMO_ACCOUNT, DEMO_TENANT
-from tradeflow.local.moto_server import free_ports
+
+from helpers import running_cloud
 
 pytestmark = pytest.mark.e2e
 
@@ -35,30 +35,8 @@ WITHIN_S = 20.0  # the pipeline runs on a 2-core machine next to other tests; se
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-    mp.setenv("TRADEFLOW_DEV_KEY_FILE", str(tmp_path_factory.mktemp("issuer") / "dev-issuer.pem"))
-    aws_port, api_port, ws_port = free_ports(3)
-    local = LocalCloud(
-        LocalCloudConfig(
-            aws_port=aws_port,
-            api_port=api_port,
-            ws_port=ws_port,
-            speed=120,
-            start=datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
-            demo_symbols=["GOOG", "SPY"],
-        )
-    )
-    local.start()
-    clock = threading.Thread(target=local.run, name="clock", daemon=True)
-    clock.start()
-    try:
+    with running_cloud(tmp_path_factory.mktemp("issuer"), ["GOOG", "SPY"]) as local:
         yield local
-    finally:
-        local.stop_event.set()
-        clock.join(timeout=10)
-        local.shutdown()
-        mp.undo()
 
 
 def token(tenant: str, user: str = "trader") -> str:

@@ -17,13 +17,10 @@ fails here with the command that installs it.
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +29,10 @@ import pytest
 
 from tradeflow.api.dev_issuer import DevIssuer
 from tradeflow.dashboard import serve
-from tradeflow.local.cloud import LocalCloud, LocalCloudConfig
+from tradeflow.local.cloud import LocalCloud
 from tradeflow.local.demo import DEMO_ACCOUNT, DEMO_DEPLOYMENT, DEMO_TENANT
-from tradeflow.local.moto_server import free_ports
+
+from helpers import chromium_path, running_cloud
 
 pytestmark = [pytest.mark.xdist_group("chromium"), pytest.mark.e2e]  # one browser at a time, on one worker
 
@@ -42,16 +40,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard-chromium"
 SYMBOLS = ["GOOG", "SPY"]
 WAIT_MS = 25_000
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "chromium is not on PATH: the dashboard's browser test needs it. Install it with "
-            "`apt-get install -y --no-install-recommends chromium` (`make test` does this when it is missing)."
-        )
-    return found
 
 
 def sync_playwright() -> Any:
@@ -77,37 +65,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The local cloud with the REST and WebSocket APIs, the demo trading, on a fast clock."""
     if not (serve.STATIC_DIR / serve.VENDOR_CHART).is_file():
         pytest.fail("the dashboard's chart library is not built: run `make dashboard` (make test does)")
-    saved = dict(os.environ)  # the cloud exports its endpoints into the environment: restored afterwards
     keys = tmp_path_factory.mktemp("dashboard-keys")
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-    os.environ["TRADEFLOW_DEV_KEY_FILE"] = str(keys / "dev-issuer.pem")
-    aws_port, api_port, ws_port = free_ports(3)
-    cloud = LocalCloud(
-        LocalCloudConfig(
-            aws_port=aws_port,
-            api_port=api_port,
-            ws_port=ws_port,
-            speed=120,
-            start=datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
-            demo_symbols=SYMBOLS,
-        )
-    )
-    clock: threading.Thread | None = None
-    try:
-        cloud.start()
-        os.environ[serve.WS_URL_ENV] = f"ws://127.0.0.1:{ws_port}"  # what `make run` exports (read per request)
-        clock = threading.Thread(target=cloud.run, name="clock", daemon=True)
-        clock.start()
+    with running_cloud(keys, SYMBOLS) as cloud:  # it exports TRADEFLOW_WS_URL, as `make run` does
         assert cloud.api is not None
         token = cloud.api.issuer.issue(DEMO_TENANT, "dashboard-test", ttl_seconds=3600)
         yield Site(cloud, cloud.api.url, token, keys)
-    finally:
-        cloud.stop_event.set()
-        if clock is not None:
-            clock.join(timeout=10)
-        cloud.shutdown()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @dataclass
@@ -120,7 +82,7 @@ class Browser:
 def browser(tmp_path: Path) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=chromium(),
+            executable_path=chromium_path("the dashboard's browser test"),
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
         )

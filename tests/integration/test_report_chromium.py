@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import chromium_path
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "report-chromium"
 WIDTH, HEIGHT = 1400, 3000
@@ -25,21 +27,11 @@ TIMEOUT_S = 60
 pytestmark = pytest.mark.xdist_group("chromium")  # one browser at a time, on one worker
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "chromium is not on PATH: the report's browser test needs it. Install it with "
-            "`apt-get install -y --no-install-recommends chromium` (`make test` does this when it is missing)."
-        )
-    return found
-
-
 def browse(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run headless chromium with a fresh profile and no background traffic, time-boxed."""
     profile = tmp_path / "chromium-profile"  # fresh for every test
     command = [
-        chromium(),
+        chromium_path("the report's browser test"),
         "--headless",
         "--no-sandbox",
         "--disable-gpu",

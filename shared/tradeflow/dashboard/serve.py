@@ -17,10 +17,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from tradeflow.api.errors import problem_response
+from tradeflow.realtime import CLIENT_URL_ENV
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 VENDOR_CHART: Final = "vendor/lightweight-charts.standalone.production.mjs"
-WS_URL_ENV: Final = "TRADEFLOW_WS_URL"
+WS_URL_ENV: Final = CLIENT_URL_ENV
 API_BASE: Final = "/v1"
 # the route templates this module adds (test_tenant_wall excludes them: they serve no tenant's data)
 PATHS: Final = ("/", "/dashboard/config.json", "/dashboard/{path:path}")

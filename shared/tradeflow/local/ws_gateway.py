@@ -57,12 +57,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from tradeflow.catalogue import FUNCTIONS
+from tradeflow.realtime import CLIENT_URL_ENV, MANAGEMENT_URL_ENV
 
 log = logging.getLogger("tradeflow.local.ws")
 
-MANAGEMENT_URL_ENV = "TRADEFLOW_WS_MANAGEMENT_URL"
 BOTO_ENDPOINT_ENV = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"
-CLIENT_URL_ENV = "TRADEFLOW_WS_URL"  # where WebSocket clients connect (the dashboard reads it)
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message payload limit
 STAGE = "local"
 API_ID = "local"

@@ -29,12 +29,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, Final, Literal
 
 from pydantic import ValidationError
 
 from tradeflow.api.views import fill_view, order_view, position_view
-from tradeflow.catalogue import BROADCAST_TABLES, TABLES
+from tradeflow.catalogue import BROADCAST_TABLES, TABLES, stage
 from tradeflow.domain import Bar, Evaluation, Fill, Order, OrderStatus, Position, SignalOutcome, SignalRecord
 from tradeflow.domain.controls import GLOBAL_TENANT, TradingControl
 from tradeflow.domain.validation import describe
@@ -71,8 +72,9 @@ class StreamChange:
     at: datetime  # when the change was made (the record's approximate creation time)
 
 
-def _tables_by_physical_name() -> dict[str, str]:
-    return {TABLES[name].physical_name(): name for name in BROADCAST_TABLES}
+@cache
+def _tables_by_physical_name(stage_name: str) -> dict[str, str]:
+    return {TABLES[name].physical_name(stage_name): name for name in BROADCAST_TABLES}
 
 
 def decode(record: Mapping[str, Any], now: datetime) -> StreamChange | None:
@@ -81,7 +83,7 @@ def decode(record: Mapping[str, Any], now: datetime) -> StreamChange | None:
     parts = arn.split(":table/", 1)
     if len(parts) != 2:
         raise ChangeError(f"eventSourceARN {arn!r} is not a DynamoDB stream ARN")
-    table = _tables_by_physical_name().get(parts[1].split("/", 1)[0])
+    table = _tables_by_physical_name(stage()).get(parts[1].split("/", 1)[0])
     if table is None:
         return None
     event = record.get("eventName")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from tradeflow.api.auth import AuthError, AuthSettings, KeysUnavailableError, TokenVerifier
+from tradeflow.realtime import MANAGEMENT_URL_ENV
 from tradeflow.realtime.connections import Connection, ConnectionRepository, expiry
 from tradeflow.realtime.protocol import (
     ClientFrame,
@@ -35,7 +36,6 @@ from tradeflow.realtime.protocol import (
     pong,
 )
 
-MANAGEMENT_URL_ENV: Final = "TRADEFLOW_WS_MANAGEMENT_URL"
 _AUTH_ENV: Final = (
     "TRADEFLOW_AUTH_JWKS_URL",
     "TRADEFLOW_AUTH_ISSUER",
