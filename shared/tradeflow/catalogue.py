@@ -126,6 +126,7 @@ class Function:
     manages_secrets: tuple[str, ...] = ()  # secret spaces it creates, rotates and deletes (never reads)
     reads_secrets: tuple[str, ...] = ()  # secret spaces whose values it reads
     posts_to_connections: bool = False  # sends frames to WebSocket clients (execute-api:ManageConnections)
+    rate: str | None = None  # a fixed EventBridge schedule of its own, e.g. "rate(5 minutes)"
 
     def physical_name(self, stage_name: str | None = None) -> str:
         return f"{PREFIX}-{stage_name or stage()}-{self.name}"
@@ -133,6 +134,24 @@ class Function:
     @property
     def handler(self) -> str:
         return "handler.handler"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A long-running container task (ECS Fargate in AWS, a thread in the local cloud): its folder under
+    `functions/` holds the entry point and the Dockerfile."""
+
+    name: str
+    purpose: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    sends_to: tuple[str, ...] = ()
+    reads_secrets: tuple[str, ...] = ()
+    cpu: int = 256
+    memory_mb: int = 512
+
+    def physical_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.name}"
 
 
 TABLES: dict[str, Table] = {
@@ -196,6 +215,16 @@ TABLES: dict[str, Table] = {
         ),
         Table("rate_limits", "request counts per tenant and minute: pk=tenant, sk=window", ttl_attribute="expires_at"),
         Table(
+            "broker_health",
+            "each broker account's circuit breaker: consecutive failures, open until, why: pk=tenant, sk=account",
+        ),
+        Table(
+            "stream_state",
+            "the streamer's leases (one holder per broker account) and heartbeats: pk=tenant (or _platform), "
+            "sk=lease#account | heartbeat#stream",
+            ttl_attribute="expires_at",
+        ),
+        Table(
             "paper_orders",
             "the simulated broker's own order book: pk=tenant#account, sk=client order id",
             indexes=(Index("open_by_symbol", "open_symbol", "sk"),),
@@ -234,6 +263,7 @@ SECRETS: dict[str, SecretSpace] = {
 
 SCHEDULE_GROUPS: dict[str, ScheduleGroup] = {
     "deployments": ScheduleGroup("deployments", "one schedule per deployed (strategy, symbol)"),
+    "platform": ScheduleGroup("platform", "the platform's own fixed schedules: one per function with a `rate`"),
 }
 
 # The tables whose changes are pushed to WebSocket clients (see tradeflow.realtime.changes).
@@ -264,9 +294,58 @@ FUNCTIONS: dict[str, Function] = {
             "execution",
             "idempotent broker submission and the books: orders, fills, positions, ledger, audit",
             queue_source=QueueSource("orders"),
-            reads=("orders", "accounts", "positions", "signals", "bars", "paper_orders"),
-            writes=("orders", "fills", "positions", "ledger", "accounts", "signals", "audit", "paper_orders"),
+            reads=("orders", "accounts", "positions", "signals", "bars", "paper_orders", "broker_health"),
+            # broker_health: the account's circuit breaker; controls: halting an account whose
+            # credentials the broker refuses
+            writes=(
+                "orders",
+                "fills",
+                "positions",
+                "ledger",
+                "accounts",
+                "signals",
+                "audit",
+                "paper_orders",
+                "broker_health",
+                "controls",
+            ),
             sends_to=("orders",),
+            reads_secrets=("broker_credentials",),
+        ),
+        Function(
+            "reconcile",
+            "compares each broker account's orders, positions and fills with the ledger; repairs what is "
+            "provably safe, halts the account on what is not; expires day orders and cancels stale ones",
+            rate="rate(5 minutes)",
+            timeout_seconds=300,
+            # paper accounts are reconciled against the paper broker too (its order book, the last bars)
+            reads=(
+                "accounts",
+                "orders",
+                "fills",
+                "positions",
+                "ledger",
+                "deployments",
+                "signals",
+                "broker_health",
+                "controls",
+                "paper_orders",
+                "bars",
+            ),
+            writes=(
+                "orders",
+                "fills",
+                "positions",
+                "ledger",
+                "accounts",
+                "signals",
+                "audit",
+                "controls",
+                "broker_health",
+                "paper_orders",
+            ),
+            sends_to=("dead_events",),
+            reads_secrets=("broker_credentials",),
         ),
         Function(
             "api",
@@ -365,6 +444,21 @@ FUNCTIONS: dict[str, Function] = {
             sends_to=("orders", "dead_events"),
         ),
     )
+}
+
+
+SERVICES: dict[str, Service] = {
+    "streamer": Service(
+        "streamer",
+        "holds the persistent broker streams (market data, trade updates) of every broker account with "
+        "active deployments: writes bars, reports order updates and fills to the orders queue",
+        reads=("deployments", "accounts", "stream_state"),
+        writes=("bars", "stream_state", "audit"),
+        sends_to=("orders",),
+        reads_secrets=("broker_credentials",),
+        cpu=512,
+        memory_mb=1024,
+    ),
 }
 
 

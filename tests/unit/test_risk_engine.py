@@ -124,11 +124,18 @@ def _control(scope: ControlScope, active: bool = True, target: str = "*", reason
 
 # --- controls and deployment status -----------------------------------------------------------------
 
+_TARGETS = {ControlScope.DEPLOYMENT_PAUSED: "dep-1", ControlScope.ACCOUNT_HALTED: "acc-1"}
+
+
+def test_a_halt_of_another_account_does_not_block() -> None:
+    halted = _control(ControlScope.ACCOUNT_HALTED, target="acc-2", reason="credentials refused")
+    assert _approved(_decide("buy", controls=[halted])).quantity == 100
+
 
 @pytest.mark.parametrize("scope", list(ControlScope))
 @pytest.mark.parametrize("action", ["buy", "sell"])
 def test_every_active_trading_control_blocks_opening_and_closing(scope: ControlScope, action: str) -> None:
-    target = "dep-1" if scope is ControlScope.DEPLOYMENT_PAUSED else "*"
+    target = _TARGETS.get(scope, "*")
     long = [_position("GOOG", "10")]
     reason = _rejected(_decide(action, positions=long, controls=[_control(scope, target=target, reason="ops")]))
     assert reason == f"trading control {scope.value} is active: ops"
@@ -139,7 +146,7 @@ def test_every_active_trading_control_blocks_opening_and_closing(scope: ControlS
 
 @pytest.mark.parametrize("scope", list(ControlScope))
 def test_inactive_controls_do_not_block(scope: ControlScope) -> None:
-    target = "dep-1" if scope is ControlScope.DEPLOYMENT_PAUSED else "*"
+    target = _TARGETS.get(scope, "*")
     assert _approved(_decide("buy", controls=[_control(scope, active=False, target=target)])).quantity == 100
 
 

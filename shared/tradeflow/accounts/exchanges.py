@@ -1,7 +1,7 @@
 """The ccxt exchanges a broker account may name, as a static list.
 
 The API validates `exchange` without importing ccxt (design rule 9: the API function carries no broker
-SDK, and ccxt's import costs seconds). The list is the established subset of ccxt's `exchanges` (4.x);
+SDK, and ccxt's import costs seconds). The list is the established subset of ccxt's `exchanges` (4.5);
 `tests/integration/test_broker_credentials.py` checks every id against `ccxt.exchanges` whenever ccxt is
 installed, so an id ccxt drops fails the tests instead of failing at order time.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 CCXT_EXCHANGES: frozenset[str] = frozenset(
     {
-        "ascendex",
         "binance",
         "binancecoinm",
         "binanceus",
@@ -21,8 +20,6 @@ CCXT_EXCHANGES: frozenset[str] = frozenset(
         "bitflyer",
         "bitget",
         "bithumb",
-        "bitmart",
-        "bitmex",
         "bitso",
         "bitstamp",
         "bitvavo",
@@ -31,7 +28,6 @@ CCXT_EXCHANGES: frozenset[str] = frozenset(
         "coinbaseexchange",
         "coinbaseinternational",
         "coincheck",
-        "coinex",
         "cryptocom",
         "deribit",
         "gate",

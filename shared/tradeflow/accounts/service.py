@@ -29,6 +29,7 @@ from tradeflow.accounts.credentials import (
     broker_kind,
     key_hint,
 )
+from tradeflow.accounts.halts import CREDENTIALS_PREFIX, account_halt, release_account
 from tradeflow.domain import Account, AuditEvent, DeploymentStatus, LedgerEntry, LedgerEntryKind, OrderStatus
 from tradeflow.domain.ids import entry_id, event_id
 from tradeflow.domain.types import iso
@@ -93,6 +94,7 @@ class AccountSummary:
     equity: Decimal
     reserved: Decimal
     in_use_by: tuple[str, ...]  # deployments (not stopped) that trade the account
+    halted: str | None = None  # why the system halted the account's trading, while it is halted
 
     @property
     def kind(self) -> str:
@@ -134,7 +136,10 @@ class AccountService:
             (p.market_value for p in self.positions.list(account.tenant_id, account.account_id)), Decimal(0)
         )
         reserved = sum((p.notional for p in account.pending.values()), Decimal(0))
-        return AccountSummary(account, equity, reserved, deployments.get(account.account_id, ()))
+        halt = account_halt(account.tenant_id, account.account_id)
+        return AccountSummary(
+            account, equity, reserved, deployments.get(account.account_id, ()), halt.reason if halt else None
+        )
 
     def deployments_by_account(self, tenant_id: str) -> dict[str, tuple[str, ...]]:
         """Deployments that are not stopped, by the account they trade."""
@@ -249,13 +254,16 @@ class AccountService:
             self._vault().store_credentials(tenant_id, account_id, credentials, actor, rotated=True)
         except SecretStoreError as exc:
             raise CredentialsUnavailable(str(exc)) from None
-        config = {**account.broker_config, "key_hint": key_hint(credentials.key_id)}
+        # credentials_rotated_at: warm adapters built from the old secret are rebuilt (see brokers.factory)
+        config = {**account.broker_config, "key_hint": key_hint(credentials.key_id), "credentials_rotated_at": iso(at)}
         self.accounts.table.update(
             {"pk": tenant_id, "sk": account_id},
             "SET broker_config = :c, updated_at = :u",
             condition="attribute_exists(pk)",
             values={":c": config, ":u": iso(at)},
         )
+        # new credentials lift a halt the broker's refusal of the old ones caused (not other halts)
+        release_account(tenant_id, account_id, "credentials rotated", actor, at, only_prefix=CREDENTIALS_PREFIX)
         return self.get(tenant_id, account_id)
 
     # -- reset and delete ------------------------------------------------------------------------

@@ -155,6 +155,9 @@ class PaperBroker:
     def open_orders(self) -> list[BrokerOrder]:
         return [_public(o) for o in self._orders() if not o.status.final]
 
+    def recent_orders(self, since: datetime) -> list[BrokerOrder]:
+        return [_public(o) for o in self._orders() if o.updated_at >= since or not o.status.final]
+
     def positions(self) -> list[BrokerPosition]:
         """Net quantity per symbol at its average entry price (average cost, fills in time order):
         reducing a position keeps its average, crossing through zero starts a new one."""

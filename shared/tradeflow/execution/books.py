@@ -78,6 +78,32 @@ def _share(order: Order, quantity: Decimal) -> Decimal:
     return order.reserved_notional * quantity / order.quantity
 
 
+def _increment(order: Order, broker_fill: BrokerFill) -> tuple[Decimal, Decimal, Decimal] | None:
+    """(quantity, price, fee) to record for `broker_fill` against the order as recorded so far.
+
+    An execution reported on its own is recorded as reported. A running total (`cumulative_quantity`)
+    is recorded for the part beyond the order's recorded fills, at the price that makes the order's
+    average equal the broker's (`cumulative_average`), with the fees beyond those recorded; None when
+    the recorded fills already cover it (a stream event arriving after the REST snapshot that included
+    it, or the other way round)."""
+    cumulative = broker_fill.cumulative_quantity
+    if cumulative is None:
+        return broker_fill.quantity, broker_fill.price, broker_fill.fee
+    known = order.filled_quantity
+    if cumulative <= known:
+        return None
+    quantity = cumulative - known
+    price = broker_fill.price
+    average = broker_fill.cumulative_average
+    if average is not None:
+        paid_before = (order.average_fill_price or ZERO) * known
+        derived = tidy((average * cumulative - paid_before) / quantity)
+        # rounding in the broker's average can make a tiny increment's derived price absurd
+        price = derived if derived > 0 else average
+    fee = max(broker_fill.fee - order.fees, ZERO)
+    return quantity, price, fee
+
+
 class Books:
     def __init__(self) -> None:
         self.orders = OrderRepository()
@@ -90,27 +116,33 @@ class Books:
     def apply_fill(
         self, order: Order, broker_fill: BrokerFill, actor: str, broker_order_id: str | None = None
     ) -> FillApplied | None:
-        """Record one execution; None when it had been recorded before."""
-        fill = Fill(
-            fill_id=fill_id(order.client_order_id, broker_fill.ref),
-            tenant_id=order.tenant_id,
-            account_id=order.account_id,
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=broker_fill.quantity,
-            price=broker_fill.price,
-            fee=broker_fill.fee,
-            ts=broker_fill.ts,
-            broker_fill_ref=broker_fill.ref,
-        )
+        """Record one execution; None when it had been recorded before (or, for a running total, when
+        the order's recorded fills already cover it)."""
+        fill_key = fill_id(order.client_order_id, broker_fill.ref)
         for attempt in range(MAX_ATTEMPTS):
-            if self.fills.exists(fill):
+            if self.fills.exists_id(order.tenant_id, order.account_id, fill_key):
                 return None
             current = self.orders.get(order.tenant_id, order.client_order_id)
             account = self.accounts.get(order.tenant_id, order.account_id)
             if current is None or account is None:
                 raise MissingRecord(f"order {order.client_order_id} or account {order.account_id} is missing")
+            increment = _increment(current, broker_fill)
+            if increment is None:
+                return None
+            quantity, price, fee = increment
+            fill = Fill(
+                fill_id=fill_key,
+                tenant_id=order.tenant_id,
+                account_id=order.account_id,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=quantity,
+                price=price,
+                fee=fee,
+                ts=broker_fill.ts,
+                broker_fill_ref=broker_fill.ref,
+            )
             if broker_order_id and current.broker_order_id is None:
                 current = current.model_copy(update={"broker_order_id": broker_order_id})
             writes, applied = self._fill_writes(current, account, fill, actor)

@@ -26,7 +26,10 @@ class BrokerUpdate(Model):
 
     @property
     def dedup_id(self) -> str:
-        return f"{self.order.client_order_id}:{self.order.status.value}:{len(self.order.fills)}"
+        # Real brokers report partial fills as running totals in one fill each: two partial fills share
+        # status and fill count, so the filled quantity is part of the id or SQS would drop the second.
+        order = self.order
+        return f"{order.client_order_id}:{order.status.value}:{len(order.fills)}:{order.filled_quantity}"
 
 
 class CancelRequest(Model):

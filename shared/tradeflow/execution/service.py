@@ -22,16 +22,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
+from tradeflow.accounts.halts import account_halt
 from tradeflow.brokers.port import (
     Broker,
+    BrokerAuthFailed,
     BrokerOrder,
     BrokerRejected,
     BrokerTimeout,
     BrokerUnavailable,
     DuplicateClientOrderId,
+    RejectCode,
 )
 from tradeflow.domain import Account, Order, OrderIntent, OrderStatus, SignalOutcome
+from tradeflow.domain.orders import can_transition
 from tradeflow.execution.books import Books, FillApplied
 from tradeflow.storage.signals import SignalRepository
 
@@ -107,7 +112,11 @@ class ExecutionService:
         if order.status is OrderStatus.NEW:
             # Ours to submit, unless an earlier attempt reached the broker before dying.
             existing = broker.get_order_by_client_id(order.client_order_id) if status == "duplicate" else None
-            broker_order = existing or self._submit(broker, order)
+            halt = account_halt(order.tenant_id, order.account_id) if existing is None else None
+            if halt is not None:  # halted after risk approved the intent: nothing more goes out
+                broker_order = BrokerRejected(RejectCode.REJECTED, f"account halted: {halt.reason}")
+            else:
+                broker_order = existing or self._submit(broker, order)
         else:
             known = broker.get_order_by_client_id(order.client_order_id)
             if known is None:
@@ -187,6 +196,10 @@ class ExecutionService:
             return broker.submit(order)
         except BrokerRejected as rejected:
             return rejected
+        except BrokerAuthFailed as refused:  # the guard has halted the account; this order ends here
+            return BrokerRejected(
+                RejectCode.CREDENTIALS, f"{broker.name} refused the account's credentials", refused.broker_message
+            )
         except DuplicateClientOrderId:
             found = broker.get_order_by_client_id(order.client_order_id)
             if found is None:
@@ -220,16 +233,24 @@ class ExecutionService:
         current = self.books.orders.get(order.tenant_id, order.client_order_id)
         assert current is not None
         target = broker_order.status
-        if target != current.status and not current.status.final and target is not OrderStatus.PARTIALLY_FILLED:
+        # A stale report (a late stream `accepted` after a snapshot recorded a partial fill) never moves
+        # an order backwards.
+        if (
+            target != current.status
+            and not current.status.final
+            and target is not OrderStatus.PARTIALLY_FILLED
+            and can_transition(current.status, target)
+        ):
+            reason = broker_order.reject_reason
             if target is OrderStatus.FILLED:
-                raise RetryLater(f"{order.client_order_id}: broker reports filled but not every fill is known yet")
+                if current.filled_quantity < _broker_filled(broker_order) or current.filled_quantity == 0:
+                    raise RetryLater(f"{order.client_order_id}: broker reports filled but not every fill is known yet")
+                # Every fill the broker made is recorded, yet the order is short of its quantity: the
+                # broker accepted less than asked (an amount rounded down to the market's step). The
+                # rest was never at the broker; closing the order releases its reservation.
+                reason = f"filled {current.filled_quantity} of {current.quantity}: the broker accepted no more"
             current = self.books.close_order(
-                current,
-                target,
-                broker_order.updated_at,
-                ACTOR,
-                broker_order.reject_reason,
-                broker_order.broker_order_id,
+                current, target, broker_order.updated_at, ACTOR, reason, broker_order.broker_order_id
             )
         self._record_outcome(current)
         return ExecutionResult(order.client_order_id, status, current, applied)
@@ -256,3 +277,10 @@ class ExecutionService:
             reason=reason,
             extra={"client_order_id": order.client_order_id},
         )
+
+
+def _broker_filled(broker_order: BrokerOrder) -> Decimal:
+    """What the broker says has filled: its running total, or the sum of its executions."""
+    executions = sum((f.quantity for f in broker_order.fills if f.cumulative_quantity is None), Decimal(0))
+    totals = [f.cumulative_quantity for f in broker_order.fills if f.cumulative_quantity is not None]
+    return max([broker_order.filled_quantity, executions, *totals])

@@ -94,8 +94,10 @@ def decide(
     for control in controls:
         # Callers pass the controls that apply, but a switched-off control, or a pause of another
         # deployment, must never stop this one (nor be reported as "active").
-        if not control.active or (
-            control.scope is ControlScope.DEPLOYMENT_PAUSED and control.target != deployment.deployment_id
+        if (
+            not control.active
+            or (control.scope is ControlScope.DEPLOYMENT_PAUSED and control.target != deployment.deployment_id)
+            or (control.scope is ControlScope.ACCOUNT_HALTED and control.target != deployment.account_id)
         ):
             continue
         detail = f": {control.reason}" if control.reason else ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradeflow.domain import OrderSide, OrderType, TradingControl
+from tradeflow.domain import ControlScope, OrderSide, OrderType, TradingControl
 from tradeflow.manual.model import ManualOrder
 from tradeflow.risk.engine import ZERO, Approved, Book, Rejected
 
@@ -31,8 +31,10 @@ def order_price(order: ManualOrder) -> Decimal:
 
 def decide_manual(order: ManualOrder, controls: list[TradingControl], book: Book) -> Approved | Rejected:
     for control in controls:
-        if not control.active or control.target != "*":
+        if not control.active or control.scope is ControlScope.DEPLOYMENT_PAUSED:
             continue  # a deployment's pause, or a switched-off control
+        if control.scope is ControlScope.ACCOUNT_HALTED and control.target != order.account_id:
+            continue
         detail = f": {control.reason}" if control.reason else ""
         return Rejected(f"trading control {control.scope.value} is active{detail}")
 

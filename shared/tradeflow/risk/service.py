@@ -92,7 +92,7 @@ class RiskService:
             if account is None:
                 return self._reject(signal, now, f"unknown account {signal.account_id}")
             positions = {p.symbol: p for p in self.positions.list(signal.tenant_id, signal.account_id)}
-            controls = self.controls.active_for(signal.tenant_id, signal.deployment_id)
+            controls = self.controls.active_for(signal.tenant_id, signal.deployment_id, signal.account_id)
             book = Book(account, positions, {signal.symbol: signal.price})
             decision = decide(signal, deployment, controls, book, now)
             if isinstance(decision, Rejected):
@@ -123,7 +123,7 @@ class RiskService:
             if account is None:
                 return self._reject(order, now, f"unknown account {order.account_id}")
             positions = {p.symbol: p for p in self.positions.list(order.tenant_id, order.account_id)}
-            controls = self.controls.active_for(order.tenant_id, None)
+            controls = self.controls.active_for(order.tenant_id, None, order.account_id)
             book = Book(account, positions, {order.symbol: order.reference_price})
             decision = decide_manual(order, controls, book)
             if isinstance(decision, Rejected):

@@ -37,13 +37,13 @@ def schedule_input(tenant_id: str, deployment_id: str, symbol: str) -> str:
     )
 
 
-def _region() -> str:
+def aws_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def strategy_target_arn() -> str:
     return os.environ.get("TRADEFLOW_STRATEGY_FUNCTION_ARN") or (
-        f"arn:aws:lambda:{_region()}:{LOCAL_ACCOUNT}:function:{function_name('strategy')}"
+        f"arn:aws:lambda:{aws_region()}:{LOCAL_ACCOUNT}:function:{function_name('strategy')}"
     )
 
 

@@ -19,7 +19,7 @@ def control_action(control: TradingControl) -> str:
 
 def control_subject(control: TradingControl) -> str:
     """What a change acts upon: the paused deployment, the disabled tenant, or the scope itself."""
-    if control.scope is ControlScope.DEPLOYMENT_PAUSED:
+    if control.scope in (ControlScope.DEPLOYMENT_PAUSED, ControlScope.ACCOUNT_HALTED):
         return control.target
     if control.scope is ControlScope.TENANT_DISABLED:
         return control.tenant_id

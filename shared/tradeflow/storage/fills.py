@@ -17,8 +17,8 @@ class FillRepository:
         item["ts"] = iso(fill.ts)
         return Write("fills", "Put", item=item, condition="attribute_not_exists(pk)")
 
-    def exists(self, fill: Fill) -> bool:
-        return self.table.get({"pk": tenant_account(fill.tenant_id, fill.account_id), "sk": fill.fill_id}) is not None
+    def exists_id(self, tenant_id: str, account_id: str, fill_id: str) -> bool:
+        return self.table.get({"pk": tenant_account(tenant_id, account_id), "sk": fill_id}) is not None
 
     def list(self, tenant_id: str, account_id: str) -> list[Fill]:
         items = self.table.query(tenant_account(tenant_id, account_id), index="by_time")

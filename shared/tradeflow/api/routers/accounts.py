@@ -178,6 +178,11 @@ class AccountOut(BaseModel):
     mode: Literal["paper", "live"]
     status: Literal["in_use", "idle"] = Field(description="in_use while a deployment (active or paused) trades it")
     in_use_by: list[str] = Field(description="deployments (not stopped) that trade the account")
+    halted: str | None = Field(
+        default=None,
+        description="why the system halted this account's trading (the broker refused its credentials, or "
+        "reconciliation found books that disagree with the broker); null while it trades",
+    )
     currency: str
     starting_cash: Money | None = Field(description="paper accounts: the balance a reset restores")
     cash: Money
@@ -218,6 +223,7 @@ def _out(summary: AccountSummary) -> AccountOut:
         mode="live" if account.mode == "live" else "paper",
         status="in_use" if summary.in_use_by else "idle",
         in_use_by=list(summary.in_use_by),
+        halted=summary.halted,
         currency=account.currency,
         starting_cash=account.starting_cash if kind == "paper" else None,
         cash=account.cash,
