@@ -1,7 +1,7 @@
 """The `tradeflow` command.
 
 tradeflow local up [--aws-port 5000] [--api-port 8000] [--ws-port 8001] [--speed 60] [--duration S]
-                   [--summary-json PATH]
+                   [--summary-json PATH] [--no-brokers]
 tradeflow local token --tenant T --user U [--role admin]... [--ttl 3600]
 tradeflow invoke FUNCTION EVENT.json [--aws-endpoint URL]
 """
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--summary-json", type=Path, default=None, help="write the run's summary here on exit")
     up.add_argument("--start", type=_parse_time, default=None, help="replay clock origin (default: now)")
     up.add_argument("--no-demo", action="store_true", help="do not seed the demo tenant and its replay")
+    up.add_argument(
+        "--no-brokers", action="store_true", help="start without the Alpaca and Binance stubs and the streamer"
+    )
     up.add_argument("--symbols", default=None, help="comma-separated subset of the demo symbols")
     up.add_argument("--log-format", choices=("pretty", "json"), default="pretty")
     up.add_argument("--status-every", type=float, default=15.0, help="seconds between account status lines (0: none)")
@@ -113,6 +116,7 @@ def local_up(args: argparse.Namespace) -> int:
         status_seconds=args.status_every or None,
         api_port=args.api_port or None,
         ws_port=args.ws_port or None,
+        brokers=not args.no_brokers,
     )
     cloud = LocalCloud(config)
     tally = None
@@ -142,7 +146,7 @@ def local_up(args: argparse.Namespace) -> int:
             flush=True,
         )
         if cloud.api is not None or cloud.ws is not None:
-            _print_api_banner(cloud.api, demo=config.demo, ws=cloud.ws)
+            _print_api_banner(cloud.api, demo=config.demo, ws=cloud.ws, brokers=cloud.brokers)
         cloud.run()
         if interrupted:
             cloud.stop_event.clear()  # let the pollers finish what is in flight, briefly
@@ -167,11 +171,19 @@ def local_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_api_banner(api: Any, demo: bool, ws: Any = None) -> None:
-    """Where the REST and WebSocket APIs are, and a ready token for a user of the demo tenant."""
+def _print_api_banner(api: Any, demo: bool, ws: Any = None, brokers: Any = None) -> None:
+    """Where the REST and WebSocket APIs and the broker stubs are, and a ready token for a user of the
+    demo tenant."""
     from tradeflow.local.demo import DEMO_TENANT
 
     lines = []
+    if brokers is not None:
+        from tradeflow.local.brokers import BINANCE_KEY, BINANCE_SECRET
+
+        lines.append(
+            f"Broker stubs: Alpaca {brokers.alpaca.base_url} (any key pair opens a paper account), "
+            f"Binance {brokers.binance.base_url} (api_key {BINANCE_KEY}, secret {BINANCE_SECRET})"
+        )
     if api is not None:
         lines.append(f"REST API {api.url}  (docs {api.url}/docs)")
     if ws is not None:

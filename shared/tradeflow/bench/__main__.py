@@ -22,13 +22,14 @@ def main() -> None:
     sys.stdout = EmfTally(sys.stdout)  # the functions' metric lines are counted, not printed
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-    from tradeflow.bench import api, backtest, cold_imports, handlers, pipeline, realtime
+    from tradeflow.bench import api, backtest, brokers, cold_imports, handlers, pipeline, realtime
 
     cold_imports.report(cold_imports.measure(3 if args.quick else 7))
     backtest.report(backtest.measure(quick=args.quick))
     handlers.report(handlers.measure(50 if args.quick else 200))
     api.report(api.measure(50 if args.quick else 200))
     realtime.report(realtime.measure(1000, 3 if args.quick else 10, 30 if args.quick else 100))
+    brokers.report(brokers.measure(3 if args.quick else 7, 50 if args.quick else 200))
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO"  # the pipeline bench reads the functions' log records
     seconds = 20.0 if args.quick else args.seconds
     # First at a clock faster than the machine can follow (the ceiling), then at one it can

@@ -25,6 +25,21 @@ print(json.dumps({{"ms": elapsed, "heavy": sorted({{m.split('.')[0] for m in sys
 """
 
 
+def handler_import(name: str) -> str:
+    """Code that imports `functions/<name>/handler.py` as Lambda's runtime does."""
+    path = repo_root() / "functions" / name / "handler.py"
+    return (
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('h', {str(path)!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)"
+    )
+
+
+def probe(body: str) -> dict[str, object]:
+    """Run `body` in a fresh interpreter set up like Lambda's: {"ms": import time, "heavy": [...]}."""
+    return _run(body)
+
+
 def _run(body: str) -> dict[str, object]:
     # The variables Lambda's runtime sets: the X-Ray SDK behaves differently inside Lambda (outside it
     # probes for a daemon and an EC2 host at import, ~100 ms that a Lambda cold start never pays).
@@ -55,17 +70,11 @@ def _run(body: str) -> dict[str, object]:
 
 
 def measure(runs: int = 7) -> list[dict[str, object]]:
-    root = repo_root()
     rows = []
     baseline = statistics.median(float(str(_run("import boto3")["ms"])) for _ in range(runs))
     rows.append({"module": "import boto3 (floor)", "ms": baseline, "heavy": [], "goal": None})
     for name in FUNCTIONS:
-        path = root / "functions" / name / "handler.py"
-        body = (
-            "import importlib.util\n"
-            f"spec = importlib.util.spec_from_file_location('h', {str(path)!r})\n"
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)"
-        )
+        body = handler_import(name)
         _run(body)  # warm the bytecode cache, as a deployed package has .pyc files
         samples = [_run(body) for _ in range(runs)]
         rows.append(

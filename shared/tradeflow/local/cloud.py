@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tradeflow.catalogue import FUNCTIONS, QUEUES
 from tradeflow.local.api_server import ApiServer
+from tradeflow.local.brokers import LocalBrokers, market_feeds
 from tradeflow.local.clock import LocalClock
 from tradeflow.local.console import install_console
 from tradeflow.local.demo import demo_feeds, seed_demo
@@ -31,6 +32,9 @@ from tradeflow.local.summary import Summary, summarize
 from tradeflow.local.ws_gateway import WsGateway, export_management_url
 from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.aws import client
+from tradeflow.scheduling.platform import create_platform_schedules
+from tradeflow.streaming.broker_streams import streams_for
+from tradeflow.streaming.service import Streamer, StreamerThread
 
 log = logging.getLogger("tradeflow.local")
 WARMUP_BARS = 40
@@ -51,6 +55,7 @@ class LocalCloudConfig:
     drain_seconds: float = 20.0
     api_port: int | None = None  # serve the REST API on 127.0.0.1:<port> (the CLI's default: 8000)
     ws_port: int | None = None  # serve the WebSocket API on 127.0.0.1:<port> (the CLI's default: 8001)
+    brokers: bool = True  # the Alpaca and Binance stubs, the streamer and reconciliation (local/brokers.py)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -69,6 +74,8 @@ class LocalCloud:
         self.last_fired: datetime | None = None  # scheduled time of the last schedule fired
         self.api: ApiServer | None = None
         self.ws: WsGateway | None = None
+        self.brokers: LocalBrokers | None = None
+        self.streamer: StreamerThread | None = None
 
     @property
     def endpoint(self) -> str:
@@ -78,6 +85,7 @@ class LocalCloud:
         self.server.start()
         use_local_cloud(self.server.endpoint)
         provision()
+        create_platform_schedules()  # reconciliation's rate, fired on the local clock like the deployments'
         if self.config.ws_port is not None:
             # up (and its @connections URL exported) before the handlers are loaded; it refuses
             # connections (503) until it has the handlers below
@@ -96,8 +104,14 @@ class LocalCloud:
         if self.config.demo:
             deployment = seed_demo(origin - timedelta(minutes=WARMUP_BARS + 1), self.config.demo_symbols)
             feeds = feeds or [f for f in demo_feeds() if f.symbol in deployment.symbols]
+        if self.config.brokers:
+            self.brokers = LocalBrokers([f.symbol for f in feeds or []], self.clock.now)
+            self.brokers.start()
+            feeds = [*(feeds or []), *market_feeds()]
         self.replay = MarketReplay(feeds or [], origin, WARMUP_BARS) if feeds else None
         if self.replay:
+            if self.brokers is not None:
+                self.replay.listeners.append(self.brokers.publish)
             self.replay.publish_due(origin)
         self.scheduler = LocalScheduler(self.lambdas)
         self.scheduler.refresh(origin, force=True)
@@ -108,6 +122,13 @@ class LocalCloud:
                 self.threads.append(StreamPoller(name, source, self.lambdas, self.stop_event))
         for thread in self.threads:
             thread.start()
+        if self.brokers is not None:
+            # the Fargate task's process, as a thread: streams every broker account with deployments;
+            # it re-reads the deployments every 2 s (30 s in AWS) so a new deployment streams at once.
+            # Its clock is the wall clock: leases and heartbeats are real time even in a fast replay.
+            streamer = Streamer(streams_for, instance_id="local-streamer", refresh_seconds=2.0)
+            self.streamer = StreamerThread(streamer)
+            self.streamer.start()
         if self.config.api_port is not None:
             self.api = ApiServer(self.config.api_port)
             self.api.start()
@@ -219,7 +240,11 @@ class LocalCloud:
             self.api.stop()
         if self.ws is not None:
             self.ws.stop()
+        if self.streamer is not None:
+            self.streamer.stop()
         self.stop_workers()
+        if self.brokers is not None:
+            self.brokers.stop()
         self.server.stop()
 
 

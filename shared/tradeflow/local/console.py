@@ -9,7 +9,13 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
-FUNCTION_LOGGERS = ("tradeflow-strategy", "tradeflow-risk", "tradeflow-execution", "tradeflow-paper_exchange")
+FUNCTION_LOGGERS = (
+    "tradeflow-strategy",
+    "tradeflow-risk",
+    "tradeflow-execution",
+    "tradeflow-paper_exchange",
+    "tradeflow-reconcile",
+)
 
 
 def _money(value: Any) -> str:
@@ -47,6 +53,14 @@ def render(record: logging.LogRecord) -> str | None:
         return (
             f"FILL    {get('side')} {get('quantity')} {get('symbol')} @ {get('price')} fee {get('fee')}  "
             f"position {get('position')}  realized P&L {_money(get('realized_pnl'))}  cash {_money(get('cash'))}"
+        )
+    if event == "reconcile":
+        if get("status") == "ok" and not get("differences"):
+            return None  # a clean reconciliation every 5 simulated minutes is not news
+        return (
+            f"RECON   {get('tenant_id')}/{get('account_id')} ({get('broker')}): {get('status')}, "
+            f"{get('differences')} difference(s), {get('repaired')} repaired, {get('unexplained')} unexplained"
+            + (f": {get('reason')}" if get("reason") else "")
         )
     if event in ("dead_letter", "attempt_failed"):
         return f"{'DLQ' if event == 'dead_letter' else 'RETRY':<7} {record.getMessage()}: {get('reason')}"

@@ -9,6 +9,7 @@ before the clock starts so strategies can decide from the first tick.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from tradeflow.storage.bars import BarRepository
 
 @dataclass(frozen=True)
 class Feed:
-    tenant_id: str
+    tenant_id: str | None  # None: a market-only feed (the local brokers' market; no tenant's bars table)
     symbol: str  # as traded in the replay
     dataset: str  # which shipped dataset supplies the prices
     start_index: int = 0
@@ -40,6 +41,8 @@ class MarketReplay:
         self.interval = interval
         self.timeframe = timeframe
         self.bars = BarRepository()
+        # told of every bar published, once per bar (the local broker stubs' market moves with the replay)
+        self.listeners: list[Callable[[Bar], None]] = []
         self._source = {f: load_dataset(f.dataset)[f.start_index :] for f in feeds}
         self._next = dict.fromkeys(feeds, 0)  # index of the next bar to publish per feed
         self.published = 0
@@ -70,7 +73,7 @@ class MarketReplay:
 
     def publish_due(self, now: datetime) -> int:
         """Write every bar that has closed by `now`; returns how many."""
-        batches: dict[str, list[Bar]] = defaultdict(list)
+        batches: dict[str | None, list[Bar]] = defaultdict(list)
         for feed, first in self._next.items():
             source = self._source[feed]
             k = first
@@ -79,9 +82,16 @@ class MarketReplay:
                 k += 1
             self._next[feed] = k
         count = 0
+        told: set[tuple[str, datetime]] = set()
         for tenant_id, bars in batches.items():
             bars.sort(key=lambda b: (b.ts, b.symbol))
-            self.bars.put_many(tenant_id, bars)
-            count += len(bars)
+            if tenant_id is not None:
+                self.bars.put_many(tenant_id, bars)
+                count += len(bars)
+            for bar in bars:
+                if (bar.symbol, bar.ts) not in told:
+                    told.add((bar.symbol, bar.ts))
+                    for listener in self.listeners:
+                        listener(bar)
         self.published += count
         return count
