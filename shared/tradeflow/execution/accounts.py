@@ -14,6 +14,20 @@ from tradeflow.storage.dynamo import TransactionConflict, Write, transact
 from tradeflow.storage.ledger import LedgerRepository
 
 
+def opening_deposit(tenant_id: str, account_id: str, amount: Decimal, at: datetime, reference: str) -> LedgerEntry:
+    """An account's first ledger entry: its opening balance (one per account: the id is fixed)."""
+    return LedgerEntry(
+        entry_id=entry_id(tenant_id, account_id, "opening-deposit"),
+        tenant_id=tenant_id,
+        account_id=account_id,
+        ts=at,
+        kind=LedgerEntryKind.DEPOSIT,
+        amount=amount,
+        balance_after=amount,
+        reference=reference,
+    )
+
+
 def open_account(
     tenant_id: str,
     account_id: str,
@@ -43,16 +57,7 @@ def open_account(
         created_at=at,
         updated_at=at,
     )
-    deposit = LedgerEntry(
-        entry_id=entry_id(tenant_id, account_id, "opening-deposit"),
-        tenant_id=tenant_id,
-        account_id=account_id,
-        ts=at,
-        kind=LedgerEntryKind.DEPOSIT,
-        amount=starting_cash,
-        balance_after=starting_cash,
-        reference="opening deposit",
-    )
+    deposit = opening_deposit(tenant_id, account_id, starting_cash, at, "opening deposit")
     accounts = AccountRepository()
     put = Write("accounts", "Put", item=accounts.item(account), condition="attribute_not_exists(pk)")
     try:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from tradeflow.domain import Account, LedgerEntry, LedgerEntryKind
-from tradeflow.domain.ids import entry_id
+from tradeflow.domain import Account
+from tradeflow.execution.accounts import opening_deposit
 from tradeflow.runtime.retry import backoff
 from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.audit import AuditRepository
@@ -44,16 +44,7 @@ class OpeningBalances:
             if account is None:
                 return None
             opened = account.model_copy(update={"cash": cash, "starting_cash": cash, "updated_at": at})
-            deposit = LedgerEntry(
-                entry_id=entry_id(tenant_id, account_id, "opening-deposit"),
-                tenant_id=tenant_id,
-                account_id=account_id,
-                ts=at,
-                kind=LedgerEntryKind.DEPOSIT,
-                amount=cash,
-                balance_after=cash,
-                reference="opening balance at the broker",
-            )
+            deposit = opening_deposit(tenant_id, account_id, cash, at, "opening balance at the broker")
             event = self.audit.event(
                 tenant_id,
                 at,
