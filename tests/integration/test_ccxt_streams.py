@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tradeflow.accounts.credentials import CcxtCredentials
+from tradeflow.brokers import ccxt_streams
 from tradeflow.brokers.ccxt_exchange import CcxtBroker
 from tradeflow.brokers.ccxt_streams import CcxtOhlcv, CcxtOrders, StreamUnsupported
 from tradeflow.brokers.endpoints import ENDPOINTS_ENV
@@ -330,3 +331,17 @@ def _limit(coid: str) -> Order:
         created_at=T0,
         updated_at=T0,
     )
+
+
+def test_a_quiet_order_stream_proves_it_is_alive_with_pongs(stub: BinanceStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing trades, so Binance sends nothing; ccxt's pings (shortened here) come back as pongs.
+    monkeypatch.setattr(ccxt_streams, "KEEPALIVE_MS", 100)
+
+    async def scenario(recorder: Recorder, tasks: list[asyncio.Task[None]]) -> None:
+        await subscribed(stub, "user")
+        touched = recorder.touches
+        await asyncio.sleep(0.7)
+        assert recorder.touches >= touched + 3 and recorder.orders == []
+        assert not any(t.done() for t in tasks)
+
+    running(scenario, CcxtOrders(ACCOUNT, CREDENTIALS))

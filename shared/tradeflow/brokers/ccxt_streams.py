@@ -121,13 +121,23 @@ class _CcxtStream:
         return error
 
 
+KEEPALIVE_MS = 20_000  # ccxt's ping interval on our connections; its pongs are signs of life
+
+
 def _guard_frames(exchange: Any, handler: StreamHandler) -> None:
     """Wrap the frame handler of each websocket connection the exchange opens: touch the handler, and
-    report a frame ccxt fails on instead of letting the exception end ccxt's receive loop."""
+    report a frame ccxt fails on instead of letting the exception end ccxt's receive loop.
+
+    ccxt pings each connection every `keepAlive` ms (Binance's class: 3 minutes) and fails the
+    connection itself when pongs stop. An order stream is rightly quiet while nothing trades, so the
+    interval is shortened to KEEPALIVE_MS: the pongs (which reach the frame handler) keep the streamer's
+    silence watchdog satisfied while the connection is alive, and a half-open one is still caught."""
     open_client = exchange.client
 
     def client(url: str) -> Any:
         connection = open_client(url)
+        if connection.keepAlive and connection.keepAlive > KEEPALIVE_MS:
+            connection.keepAlive = KEEPALIVE_MS
         if not getattr(connection, "_tradeflow_guarded", False):
             parse = connection.handle_message
 
