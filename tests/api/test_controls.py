@@ -67,6 +67,25 @@ def test_a_deployment_pause_stops_its_next_risk_decision(api: Api) -> None:
     assert record.outcome is SignalOutcome.REJECTED and record.reason.startswith("trading control deployment_paused")
 
 
+def test_an_account_halt_stops_that_accounts_decisions_until_released(api: Api) -> None:
+    from tradeflow.accounts.halts import halt_account
+
+    account(TENANT_A)
+    deployment(TENANT_A, symbols=("GOOG", "AAPL"))
+    halt_account(TENANT_A, "paper-1", "reconcile: position GOOG differs (ledger 0, broker 10)", actor="reconcile")
+    halted = risk_outcome(0)
+    assert halted.outcome is SignalOutcome.REJECTED
+    assert halted.reason == (
+        "trading control account_halted is active: reconcile: position GOOG differs (ledger 0, broker 10)"
+    )
+    assert api.get("/v1/accounts/paper-1").json()["halted"].startswith("reconcile: position GOOG")
+    assert api.post("/v1/controls/accounts/nope/halt", json={"active": False}).status_code == 404
+    released = api.post("/v1/controls/accounts/paper-1/halt", json={"active": False, "reason": "broker fixed"})
+    assert released.status_code == 200 and released.json()["scope"] == "account_halted"
+    assert api.get("/v1/accounts/paper-1").json()["halted"] is None
+    assert risk_outcome(1, "AAPL").outcome is SignalOutcome.APPROVED
+
+
 def test_the_kill_switch_is_listed_and_audited(api: Api) -> None:
     assert active(api) == {"items": [], "next_cursor": None, "trading_halted": False, "global_halt": None}
     body = api.post("/v1/controls/kill-switch", json={"active": True, "reason": "stop"}).json()

@@ -209,6 +209,9 @@ WALL: dict[str, Walled] = {
     "/v1/controls/deployments/{deployment_id}/pause": Walled(
         _deployment, witness="/v1/controls", bodies={"post": {"active": True, "reason": "globex was here"}}
     ),
+    "/v1/controls/accounts/{account_id}/halt": Walled(
+        _account, witness="/v1/accounts/{account_id}", bodies={"post": {"active": True, "reason": "globex was here"}}
+    ),
     "/v1/market/{symbol}/quote": Walled(_market),
     "/v1/market/{symbol}/bars": Walled(_market),
 }

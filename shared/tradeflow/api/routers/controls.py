@@ -32,6 +32,7 @@ from tradeflow.api.errors import not_found, problem_doc
 from tradeflow.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from tradeflow.domain import ControlScope, TradingControl
 from tradeflow.domain.controls import GLOBAL_TENANT
+from tradeflow.storage.accounts import AccountRepository
 from tradeflow.storage.control_changes import ControlChanges
 from tradeflow.storage.deployments import DeploymentRepository
 from tradeflow.storage.paging import filled_page
@@ -42,6 +43,7 @@ TenantPath = Annotated[
     str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the tenant's id")
 ]
 DeploymentId = Annotated[str, Path(min_length=1, max_length=128, description="the deployment's id")]
+AccountPath = Annotated[str, Path(min_length=1, max_length=128, description="the account's id")]
 ADMIN_ONLY: dict[int | str, dict[str, Any]] = {403: problem_doc("the caller lacks the platform `admin` role")}
 STOPPING = (ControlScope.GLOBAL_HALT, ControlScope.TENANT_DISABLED, ControlScope.KILL_SWITCH)
 
@@ -115,6 +117,20 @@ def pause_deployment(deployment_id: DeploymentId, change: ControlChange, caller:
     if DeploymentRepository().get(caller.tenant_id, deployment_id) is None:
         raise not_found("deployment", deployment_id)
     return _set(caller, caller.tenant_id, ControlScope.DEPLOYMENT_PAUSED, change, target=deployment_id)
+
+
+@router.post(
+    "/accounts/{account_id}/halt",
+    response_model=TradingControl,
+    summary="halt (or release) one account: what reconciliation or refused credentials set, released here",
+)
+def halt_account(account_id: AccountPath, change: ControlChange, caller: Caller) -> TradingControl:
+    """The system halts an account when the broker refuses its credentials or reconciliation finds books it
+    cannot explain (the reason is in the control); a trader may halt one too. Release it (`active: false`)
+    once the cause is understood: the account's signals are rejected until then."""
+    if AccountRepository().get(caller.tenant_id, account_id) is None:
+        raise not_found("account", account_id)
+    return _set(caller, caller.tenant_id, ControlScope.ACCOUNT_HALTED, change, target=account_id)
 
 
 @router.post(
