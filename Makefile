@@ -5,7 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint bench clean chromium dashboard
+.PHONY: install run test lint bench clean chromium dashboard layers lock-layers synth deploy diff destroy package-report
+
+# Infrastructure (CDK, infra/). `make synth` needs no AWS credentials; deploy/diff/destroy use the CDK CLI
+# (pinned, fetched by npx) with your AWS credentials. STAGE=dev|prod selects the stage (CDK context).
+STAGE ?= dev
+CDK   := npx --yes aws-cdk@3.0.0
+CDK_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
 # The dashboard's chart library (TradingView lightweight-charts, pinned in package.json/package-lock.json):
 # `npm ci`, then its standalone ES module copied next to the dashboard's files. Rebuilt only when missing or
@@ -51,4 +57,29 @@ bench: $(STAMP)
 	$(BIN)/python -m tradeflow.bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts node_modules shared/tradeflow/dashboard/static/vendor
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts node_modules shared/tradeflow/dashboard/static/vendor build cdk.out
+
+# Lambda layers, built by pip for the Lambda platform (manylinux, Python 3.12) into build/layers: no Docker.
+PKG_ENV := PYTHONPATH=infra $(CDK_ENV)
+
+layers: $(STAMP) $(CHART_ASSET)
+	$(PKG_ENV) $(BIN)/python -m tradeflow_infra.packaging build
+
+# Re-resolve layers/constraints.txt (every layer's dependencies, locked together) after editing a layer.
+lock-layers: $(STAMP)
+	$(PKG_ENV) $(BIN)/python -m tradeflow_infra.packaging lock
+
+synth: layers
+	$(CDK_ENV) $(BIN)/python infra/app.py -c stage=$(STAGE)
+
+package-report: layers
+	$(BIN)/python infra/package_report.py
+
+deploy: layers
+	$(CDK_ENV) $(CDK) deploy --app "$(BIN)/python infra/app.py" -c stage=$(STAGE) --require-approval broadening
+
+diff: layers
+	$(CDK_ENV) $(CDK) diff --app "$(BIN)/python infra/app.py" -c stage=$(STAGE)
+
+destroy: $(STAMP)
+	$(CDK_ENV) $(CDK) destroy --app "$(BIN)/python infra/app.py" -c stage=$(STAGE) -c layers=placeholder
