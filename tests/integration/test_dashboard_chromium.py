@@ -209,6 +209,13 @@ def test_without_live_updates_or_chart_library(
     shutil.copytree(serve.STATIC_DIR, unbuilt, ignore=shutil.ignore_patterns("vendor"))
     monkeypatch.setattr(serve, "STATIC_DIR", unbuilt)  # the API serves from this process
     monkeypatch.delenv(serve.WS_URL_ENV)
+    # the page loads the books over REST once (then every 30 s): let the demo have an order first, so the
+    # test does not depend on which of this module's tests ran before it on this worker
+    deadline = time.monotonic() + 60
+    auth = {"Authorization": f"Bearer {site.token}"}
+    while not httpx.get(f"{site.url}/v1/orders", params={"account_id": DEMO_ACCOUNT}, headers=auth).json()["items"]:
+        assert time.monotonic() < deadline, "the demo placed no order within 60 s"
+        time.sleep(0.5)
     page = browser.page
     page.goto(f"{site.url}/#token={site.token}")
     page.wait_for_selector("#conn-status[data-state='unconfigured']")
@@ -217,7 +224,7 @@ def test_without_live_updates_or_chart_library(
     notice.wait_for()
     assert "make dashboard" in notice.inner_text()
     page.wait_for_selector(f".deployment[data-deployment-id='{DEMO_DEPLOYMENT}']")
-    page.wait_for_selector("#orders tbody tr")  # the order of test_live_dashboard, loaded over REST
+    page.wait_for_selector("#orders tbody tr")  # the demo's orders, loaded over REST
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "unconfigured.png"))
     # the missing module is the one expected 404 (logged by the browser); nothing else went wrong
