@@ -31,6 +31,11 @@ class StageConfig:
     def is_prod(self) -> bool:
         return self.stage == "prod"
 
+    @property
+    def flags(self) -> frozenset[str]:
+        """The context flags that are on, as the catalogue names them (`Function.context_flag`)."""
+        return frozenset(name for name, on in {"timestream": self.timestream}.items() if on)
+
 
 def _flag(value: object) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")

@@ -22,7 +22,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
-from tradeflow.catalogue import FUNCTIONS, PREFIX, SCHEDULE_GROUPS, SECRETS, TABLES
+from tradeflow.catalogue import BUCKETS, FUNCTIONS, PREFIX, SCHEDULE_GROUPS, SECRETS, TABLES, TIMESTREAM
+from tradeflow.catalogue import Function as FunctionSpec
 from tradeflow_infra.config import StageConfig
 from tradeflow_infra.storage import Storage
 
@@ -55,6 +56,12 @@ SECRET_MANAGE_ACTIONS = (
     "secretsmanager:DescribeSecret",
     "secretsmanager:TagResource",
 )
+# Objects are put whole (single-part puts) into the SSE-KMS history bucket: S3 asks the stage key for a data key.
+OBJECT_WRITE_ACTIONS = ("s3:PutObject",)
+OBJECT_KEY_ACTIONS = ("kms:GenerateDataKey",)
+TIMESTREAM_WRITE_ACTIONS = ("timestream:WriteRecords",)
+# The SDK discovers the regional write endpoint before writing; the action takes no resource.
+TIMESTREAM_ENDPOINT_ACTIONS = ("timestream:DescribeEndpoints",)
 SCHEDULE_ACTIONS = (
     "scheduler:CreateSchedule",
     "scheduler:UpdateSchedule",
@@ -170,6 +177,42 @@ def grant_catalogue_access(
         )
         findings.append(f"Resource::{nag_resource(scope, arn)}")
     return sorted(set(findings))
+
+
+def grant_history_writes(
+    function: lambda_.Function, spec: FunctionSpec, *, config: StageConfig, storage: Storage
+) -> dict[str, str]:
+    """The S3 objects and Timestream table a catalogue function writes (`writes_objects`, `timestream`):
+    grants exactly those and returns the environment naming them (the deployed bucket's name, the
+    Timestream database and table)."""
+    env: dict[str, str] = {}
+    role = function.role
+    assert role is not None
+    for target in spec.writes_objects:
+        bucket = storage.bucket(target.bucket)
+        env[BUCKETS[target.bucket].env_var] = bucket.bucket_name
+        objects = bucket.arn_for_objects(f"{target.prefix}*")
+        function.add_to_role_policy(iam.PolicyStatement(actions=list(OBJECT_WRITE_ACTIONS), resources=[objects]))
+        acknowledge(
+            role,
+            f"IAM5[Resource::{nag_resource(function, objects)}]",
+            f"The {spec.name} function writes one object per partition and batch under {target.prefix} of the "
+            f"{target.bucket} bucket (Hive-partitioned keys made at run time): put only, that prefix only.",
+        )
+    if spec.writes_objects:
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=list(OBJECT_KEY_ACTIONS), resources=[storage.key.key_arn])
+        )
+    if spec.timestream:
+        if storage.timestream_table is None or storage.timestream_database is None:
+            raise ValueError(f"{spec.name} writes to Timestream: synthesise with -c timestream=true")
+        env[TIMESTREAM.database_env_var] = TIMESTREAM.database_name(config.stage)
+        env[TIMESTREAM.table_env_var] = TIMESTREAM.table
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=list(TIMESTREAM_WRITE_ACTIONS), resources=[storage.timestream_table.attr_arn])
+        )
+        function.add_to_role_policy(iam.PolicyStatement(actions=list(TIMESTREAM_ENDPOINT_ACTIONS), resources=["*"]))
+    return env
 
 
 def _index_names(table: str) -> list[str]:
@@ -296,11 +339,14 @@ def make_function(
             "One schedule per deployed (strategy, symbol), created by the API at run time: the grant covers "
             "only the stage's deployments schedule group.",
         )
+    for variable, value in grant_history_writes(function, spec, config=config, storage=storage).items():
+        function.add_environment(variable, value)
     acknowledge(
         role,
         "IAM5[Resource::*]",
         "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing)"
         + (" and DynamoDB ListStreams (its stream event sources)" if spec.stream_sources else "")
+        + (" and Timestream DescribeEndpoints (endpoint discovery before each write)" if spec.timestream else "")
         + " support no resource-level permissions.",
     )
     _depend_on_policy_only(function, role)

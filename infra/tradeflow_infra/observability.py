@@ -36,7 +36,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from tradeflow.catalogue import FUNCTIONS, QUEUES, SERVICES
+from tradeflow.catalogue import FUNCTIONS, QUEUES, SERVICES, enabled_functions
 from tradeflow_infra.api import Api
 from tradeflow_infra.config import StageConfig
 from tradeflow_infra.pipeline import Pipeline
@@ -86,7 +86,7 @@ class Observability(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
-        self.functions = self._all_functions(pipeline, realtime, api)
+        self.functions = self._all_functions(config, pipeline, realtime, api)
         self.dead_letter_queues = self._dead_letter_queues(pipeline)
         self.topic = self._topic(config)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
@@ -96,12 +96,16 @@ class Observability(Construct):
     # -- what is watched --------------------------------------------------------------------------------
 
     @staticmethod
-    def _all_functions(pipeline: Pipeline, realtime: Realtime, api: Api) -> dict[str, lambda_.Function]:
+    def _all_functions(
+        config: StageConfig, pipeline: Pipeline, realtime: Realtime, api: Api
+    ) -> dict[str, lambda_.Function]:
+        """Every catalogue function this stage has (the optional ones only with their context flag on)."""
         built: dict[str, lambda_.Function] = {**pipeline.functions, **realtime.functions, "api": api.function}
-        missing = sorted(set(FUNCTIONS) - set(built))
+        expected = enabled_functions(config.flags)
+        missing = sorted(set(expected) - set(built))
         if missing:
             raise ValueError(f"catalogue functions not built by any construct (so not watched): {missing}")
-        return {name: built[name] for name in FUNCTIONS}
+        return {name: built[name] for name in expected}
 
     @staticmethod
     def _dead_letter_queues(pipeline: Pipeline) -> dict[str, sqs.IQueue]:

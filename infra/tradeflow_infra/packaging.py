@@ -16,7 +16,8 @@ Building
 - `build_all(root)` (run by `make layers` / `make synth` before `cdk synth`) builds every layer into
   `build/layers/<name>/python/` with `pip install --target --platform manylinux… --python-version 3.12
   --only-binary=:all:`, prunes what the Lambda runtime already has (boto3, botocore, s3transfer), the
-  base layers' distributions, console scripts, type stubs and the SDKs' own test suites. A stamp per layer
+  base layers' distributions, console scripts, type stubs, the SDKs' own test suites and the parts of pyarrow
+  nothing loads (`PRUNED_PARTS`: headers, Cython sources, Arrow Flight, duplicate libraries). A stamp per layer
   (`build/layers/<name>.stamp`) holds the hash of its inputs: an unchanged layer is not rebuilt.
 - Bytecode: Lambda cannot write `.pyc`, so without shipped bytecode every cold start recompiles. It must
   be made by a 3.12 interpreter (the runtime's), found by `find_python312()`; 3.11 bytecode is never
@@ -37,6 +38,7 @@ CLI: `PYTHONPATH=infra python -m tradeflow_infra.packaging build|lock|stage`.
 from __future__ import annotations
 
 import ast
+import fcntl
 import hashlib
 import json
 import os
@@ -60,7 +62,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
 PYTHON_VERSION = "3.12"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # code + all layers, unzipped
-RECIPE_VERSION = "1"  # bump when the build steps below change: every layer is rebuilt
+RECIPE_VERSION = "2"  # bump when the build steps below change: every layer is rebuilt
 PLACEHOLDER_CONTEXT = "layers"  # context key; value "placeholder" selects the tiny test layers
 
 # Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): these manylinux tags all load there.
@@ -78,7 +80,35 @@ PIP_PLATFORM_ARGS: tuple[str, ...] = (
 RUNTIME_PROVIDED: frozenset[str] = frozenset({"boto3", "botocore", "s3transfer"})
 
 # The SDKs' own test suites (never imported at run time): pandas/tests ~39 MB, numpy's */tests ~13 MB, ccxt/test.
-TEST_SUITES: tuple[str, ...] = ("pandas/tests", "numpy/tests", "numpy/*/tests", "numpy/*/*/tests", "ccxt/test")
+TEST_SUITES: tuple[str, ...] = (
+    "pandas/tests",
+    "numpy/tests",
+    "numpy/*/tests",
+    "numpy/*/*/tests",
+    "ccxt/test",
+    "pyarrow/tests",  # ~12 MB of pyarrow's own tests and their data
+)
+# Parts of a distribution nothing of ours loads, pruned from the layer that holds it. Only pyarrow's files match,
+# so the other layers' content is unchanged:
+# - build-time files: Arrow's C++ headers and sources, the Cython .pyx/.pxd/.pxi (~10 MB);
+# - Arrow Flight (RPC), which `pyarrow.parquet` never loads: libarrow_flight alone is ~30 MB;
+# - the extra copies of libarrow_python*.so under their unversioned and full-version names (wheels cannot hold
+#   symlinks): the extensions link the `.so.<major>` SONAME only.
+PRUNED_PARTS: tuple[str, ...] = (
+    "pyarrow/include",
+    "pyarrow/src",
+    "pyarrow/**/*.pxd",
+    "pyarrow/**/*.pyx",
+    "pyarrow/**/*.pxi",
+    "pyarrow/**/*.h",
+    "pyarrow/**/*.cc",
+    "pyarrow/flight.py",
+    "pyarrow/_flight.*.so",
+    "pyarrow/libarrow_flight.so*",
+    "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/libarrow_python*.so",
+    "pyarrow/libarrow_python*.so.*.*.*",
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,7 @@ LAYERS: dict[str, LayerSpec] = {
         LayerSpec("api", "FastAPI, Mangum (the REST API)", base=("core",)),
         LayerSpec("alpaca", "alpaca-py and pandas (Alpaca accounts)", base=("core", "analytics"), sourceless=True),
         LayerSpec("ccxt", "ccxt (crypto exchange accounts)", base=("core",), sourceless=True),
+        LayerSpec("parquet", "pyarrow (the bars archiver's Parquet writer)", base=("core",)),
     )
 }
 
@@ -114,6 +145,8 @@ FUNCTION_LAYERS: dict[str, tuple[str, ...]] = {
     "broadcaster": ("core",),
     "backtest_worker": ("core", "analytics"),
     "paper_exchange": ("core",),
+    "bars_archiver": ("core", "parquet"),
+    "timestream_writer": ("core",),  # boto3's timestream-write client comes with the runtime
 }
 
 # Top-level import names -> the layer that provides them ("runtime": the Lambda runtime itself).
@@ -134,6 +167,7 @@ IMPORT_PROVIDERS: dict[str, str] = {
     "requests": "alpaca",
     "urllib3": "alpaca",
     "ccxt": "ccxt",
+    "pyarrow": "parquet",
     "boto3": "runtime",
     "botocore": "runtime",
 }
@@ -309,6 +343,12 @@ def _prune(site: Path, provided_elsewhere: set[str]) -> None:
     for pattern in TEST_SUITES:
         for suite in site.glob(pattern):
             shutil.rmtree(suite, ignore_errors=True)
+    for pattern in PRUNED_PARTS:
+        for found in site.glob(pattern):
+            if found.is_dir():
+                shutil.rmtree(found, ignore_errors=True)
+            else:
+                found.unlink(missing_ok=True)
     for stub in site.rglob("*.pyi"):  # type stubs are never imported
         stub.unlink()
     for cache_dir in list(site.rglob("__pycache__")):  # pip's or anyone's: only our 3.12 bytecode ships
@@ -433,10 +473,20 @@ def stage_function(name: str, root: Path = ROOT, *, out: Path | None = None) -> 
     final = out or function_build_dir(name, root)
     key = _asset_key(files)
     stamp = final.with_suffix(".stamp")
-    if final.is_dir() and stamp.exists() and stamp.read_text().strip() == key:
-        return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
+    # One stager at a time per function (e.g. two test workers synthesising at once on a fresh clone):
+    # the second then finds the stamp current and leaves the directory alone, instead of swapping it out
+    # from under the first one's asset copy.
+    with open(final.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_dir() and stamp.exists() and stamp.read_text().strip() == key:
+            return final
+        _stage_into(final, files, stamp, key)
+    return final
+
+
+def _stage_into(final: Path, files: dict[str, Path], stamp: Path, key: str) -> None:
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         for rel, source in files.items():
             target = work / rel
@@ -455,7 +505,6 @@ def stage_function(name: str, root: Path = ROOT, *, out: Path | None = None) -> 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     stamp.write_text(key + "\n")
-    return final
 
 
 # --------------------------------------------------------------------------------------------------------

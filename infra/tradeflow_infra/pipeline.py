@@ -9,7 +9,7 @@ or schedule added to the catalogue appears here without a second list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -19,7 +19,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from tradeflow.catalogue import FUNCTIONS, QUEUES, SCHEDULE_GROUPS
+from tradeflow.catalogue import FUNCTIONS, QUEUES, SCHEDULE_GROUPS, enabled_functions
 from tradeflow.catalogue import Function as FunctionSpec
 from tradeflow.catalogue import Queue as QueueSpec
 from tradeflow.scheduling.platform import platform_schedule_input
@@ -36,10 +36,14 @@ STREAM_RETRY_ATTEMPTS = 5
 STREAM_MAX_RECORD_AGE = Duration.hours(6)
 
 
-def pipeline_function_names() -> list[str]:
+def pipeline_function_names(flags: Collection[str] = ()) -> list[str]:
     """The catalogue functions this construct builds: all but the WebSocket routes, the API and the
-    broadcaster."""
-    return [name for name, spec in FUNCTIONS.items() if spec.websocket_route is None and name not in OWNED_ELSEWHERE]
+    broadcaster, and of the optional ones only those whose context flag is on (`StageConfig.flags`)."""
+    return [
+        name
+        for name, spec in enabled_functions(flags).items()
+        if spec.websocket_route is None and name not in OWNED_ELSEWHERE
+    ]
 
 
 class Pipeline(Construct):
@@ -81,11 +85,11 @@ class Pipeline(Construct):
         self.queues[DEAD_EVENTS].grant_send_messages(self.scheduler_role)
 
         self.functions: dict[str, lambda_.Function] = {}
-        for name in pipeline_function_names():
+        for name in pipeline_function_names(config.flags):
             self.functions[name] = self.make(name)
 
         self.platform_schedules: dict[str, scheduler.CfnSchedule] = {}
-        for name, spec in FUNCTIONS.items():
+        for name, spec in enabled_functions(config.flags).items():
             if spec.scheduled or spec.rate:
                 self._invocable_by_schedules(name)
             if spec.rate:
@@ -195,6 +199,11 @@ class Pipeline(Construct):
                     self.storage.table(stream.table),
                     starting_position=lambda_.StartingPosition[stream.starting_position],
                     batch_size=stream.batch_size,
+                    max_batching_window=(
+                        Duration.seconds(stream.max_batching_window_seconds)
+                        if stream.max_batching_window_seconds
+                        else None
+                    ),
                     report_batch_item_failures=True,
                     bisect_batch_on_error=True,
                     retry_attempts=STREAM_RETRY_ATTEMPTS,

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from tradeflow_infra.api import Api
 from tradeflow_infra.config import StageConfig
+from tradeflow_infra.history import History
 from tradeflow_infra.observability import Observability
 from tradeflow_infra.packaging import LayerSet
 from tradeflow_infra.pipeline import Pipeline
@@ -25,6 +26,7 @@ class TradeflowStack(Stack):
         self.config = config
         self.layers = LayerSet(self, "Layers", config=config)
         self.storage = Storage(self, "Storage", config=config)
+        self.history = History(self, "History", config=config, storage=self.storage)
         self.pipeline = Pipeline(self, "Pipeline", config=config, storage=self.storage, layers=self.layers)
         self.realtime = Realtime(
             self, "Realtime", config=config, storage=self.storage, pipeline=self.pipeline, layers=self.layers

@@ -8,14 +8,14 @@ TTL attributes and streams are exactly what the handlers and the local cloud use
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_timestream as timestream
 from constructs import Construct
 
-from tradeflow.catalogue import PREFIX, TABLES
+from tradeflow.catalogue import BUCKETS, PREFIX, TABLES, TIMESTREAM
 from tradeflow.catalogue import Table as TableSpec
 from tradeflow_infra.config import StageConfig
 
@@ -31,8 +31,9 @@ def _string(name: str) -> dynamodb.Attribute:
 
 
 class Storage(Construct):
-    """`.key` (the stage's CMK, rotated yearly), `.tables` (catalogue name -> table), `.history_bucket`,
-    `.access_log_bucket`, and `.timestream_database` / `.timestream_table` (None unless enabled)."""
+    """`.key` (the stage's CMK, rotated yearly), `.tables` (catalogue name -> table), `.history_bucket`
+    (also `.buckets["history"]`, by catalogue name), `.access_log_bucket`, and `.timestream_database` /
+    `.timestream_table` (None unless enabled)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
@@ -54,6 +55,7 @@ class Storage(Construct):
             spec.name: self._table(spec) for spec in TABLES.values()
         }
         self.access_log_bucket, self.history_bucket = self._buckets()
+        self.buckets: dict[str, s3.Bucket] = {BUCKETS["history"].name: self.history_bucket}
         self.timestream_database: timestream.CfnDatabase | None = None
         self.timestream_table: timestream.CfnTable | None = None
         if config.timestream:
@@ -62,6 +64,10 @@ class Storage(Construct):
     def table(self, name: str) -> dynamodb.TableV2 | dynamodb.Table:
         """The table of a catalogue name (KeyError naming it when the catalogue has no such table)."""
         return self.tables[name]
+
+    def bucket(self, name: str) -> s3.Bucket:
+        """The bucket of a catalogue name (KeyError naming it when the catalogue has no such bucket)."""
+        return self.buckets[name]
 
     def _table(self, spec: TableSpec) -> dynamodb.Table:
         # `Table` rather than `TableV2`: DynamoEventSource (the stream consumers) takes an ITable.
@@ -119,9 +125,13 @@ class Storage(Construct):
                 "it to itself would log its own log deliveries without end.",
             )
         )
+        stack = Stack.of(self)
         history = s3.Bucket(
             self,
             "History",
+            # the catalogue's name plus account and region (S3 names are global); the functions that use
+            # it get this name in their environment (`Bucket.env_var`)
+            bucket_name=BUCKETS["history"].deployed_name(self.config.stage, stack.account, stack.region),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,  # one data key per bucket, not per object: far fewer KMS calls
@@ -162,7 +172,7 @@ class Storage(Construct):
         self.timestream_database = timestream.CfnDatabase(
             self,
             "MarketData",
-            database_name=f"{PREFIX}-{self.config.stage}-marketdata",
+            database_name=TIMESTREAM.database_name(self.config.stage),
             kms_key_id=self.key.key_arn,
         )
         self.timestream_database.apply_removal_policy(self.config.removal_policy)
@@ -170,9 +180,9 @@ class Storage(Construct):
             self,
             "Bars",
             database_name=self.timestream_database.ref,
-            table_name="bars",
+            table_name=TIMESTREAM.table,
             retention_properties={
-                "MemoryStoreRetentionPeriodInHours": "24",
+                "MemoryStoreRetentionPeriodInHours": str(TIMESTREAM.memory_store_hours),
                 "MagneticStoreRetentionPeriodInDays": str(3650 if self.config.is_prod else 365),
             },
             magnetic_store_write_properties={"EnableMagneticStoreWrites": True},

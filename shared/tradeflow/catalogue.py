@@ -1,13 +1,18 @@
-"""The resource catalogue: every table, queue, schedule group and function, declared once.
+"""The resource catalogue: every table, queue, bucket, schedule group and function, declared once.
 
 The local cloud provisions from it, the CDK app builds from it and tests read it (design rule 3), so
 names, keys, indexes, TTL attributes, streams, dead-letter queues and event sources cannot drift apart.
 Physical names are `tradeflow-<stage>-<name>`; FIFO queues end in `.fifo` as SQS requires.
+
+Optional parts: a function with a `context_flag` (the Timestream writer) exists only where that flag is on
+(`-c timestream=true` for CDK, `LocalCloudConfig.flags` for the local cloud); `enabled_functions(flags)`
+is what every builder iterates.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -94,6 +99,50 @@ class SecretSpace:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """An S3 bucket. S3 names are global across AWS accounts, so CDK names the deployed bucket
+    `tradeflow-<stage>-<name>-<account>-<region>` and hands that name to the functions in `env_var`; the
+    local cloud, which has only one account, uses the plain `physical_name`."""
+
+    name: str
+    purpose: str
+    env_var: str  # the environment variable CDK sets to the deployed bucket's name
+
+    def physical_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.name}"
+
+    def deployed_name(self, stage_name: str, account: str, region: str) -> str:
+        """The globally unique name CDK gives the bucket (tokens allowed for account and region)."""
+        return f"{self.physical_name(stage_name)}-{account}-{region}"
+
+    def actual_name(self) -> str:
+        """The bucket this process writes to: CDK's name in AWS, the catalogue's name locally."""
+        return os.environ.get(self.env_var) or self.physical_name()
+
+
+@dataclass(frozen=True)
+class ObjectPrefix:
+    """Objects under one key prefix of a catalogue bucket (least-privilege S3 grants)."""
+
+    bucket: str
+    prefix: str  # ends with "/"
+
+
+@dataclass(frozen=True)
+class TimestreamTable:
+    """The optional Timestream for LiveAnalytics table of market data (only with the `timestream` flag)."""
+
+    database: str
+    table: str
+    memory_store_hours: int  # records older than this are rejected unless magnetic-store writes are on
+    database_env_var: str = "TRADEFLOW_TIMESTREAM_DATABASE"
+    table_env_var: str = "TRADEFLOW_TIMESTREAM_TABLE"
+
+    def database_name(self, stage_name: str | None = None) -> str:
+        return f"{PREFIX}-{stage_name or stage()}-{self.database}"
+
+
+@dataclass(frozen=True)
 class QueueSource:
     queue: str
     batch_size: int = 10
@@ -105,6 +154,7 @@ class StreamSource:
     table: str
     batch_size: int = 100
     starting_position: Literal["LATEST", "TRIM_HORIZON"] = "LATEST"
+    max_batching_window_seconds: int = 0  # Lambda gathers records this long (at most 300) before invoking
 
 
 @dataclass(frozen=True)
@@ -127,6 +177,12 @@ class Function:
     reads_secrets: tuple[str, ...] = ()  # secret spaces whose values it reads
     posts_to_connections: bool = False  # sends frames to WebSocket clients (execute-api:ManageConnections)
     rate: str | None = None  # a fixed EventBridge schedule of its own, e.g. "rate(5 minutes)"
+    writes_objects: tuple[ObjectPrefix, ...] = ()  # S3 objects it puts (s3:PutObject on these prefixes only)
+    timestream: bool = False  # writes records to the Timestream market-data table (TIMESTREAM)
+    context_flag: str | None = None  # exists only where this flag is on (CDK context, local cloud flags)
+
+    def enabled(self, flags: Collection[str] = ()) -> bool:
+        return self.context_flag is None or self.context_flag in flags
 
     def physical_name(self, stage_name: str | None = None) -> str:
         return f"{PREFIX}-{stage_name or stage()}-{self.name}"
@@ -256,6 +312,17 @@ QUEUES: dict[str, Queue] = {
         ),
     )
 }
+
+BUCKETS: dict[str, Bucket] = {
+    "history": Bucket(
+        "history",
+        "market-data history as Parquet, Hive-partitioned for Athena (bars/tenant=/symbol=/timeframe=/date=); "
+        "Athena's query results under athena-results/",
+        env_var="TRADEFLOW_HISTORY_BUCKET",
+    ),
+}
+
+TIMESTREAM = TimestreamTable("marketdata", "bars", memory_store_hours=24)
 
 SECRETS: dict[str, SecretSpace] = {
     "broker_credentials": SecretSpace("broker_credentials", "broker API keys: tradeflow-<stage>/<tenant>/<account>"),
@@ -443,6 +510,27 @@ FUNCTIONS: dict[str, Function] = {
             writes=("paper_orders",),
             sends_to=("orders", "dead_events"),
         ),
+        Function(
+            "bars_archiver",
+            "market-data history: new bars -> Parquet objects in the history bucket, partitioned for Athena",
+            # one object per tenant/symbol/timeframe/day and batch: gathering a minute of bars keeps the
+            # objects fewer and larger (Athena reads few large files faster than many tiny ones)
+            stream_sources=(StreamSource("bars", batch_size=1000, max_batching_window_seconds=60),),
+            timeout_seconds=120,
+            memory_mb=1024,  # pyarrow's import and the Parquet encoder; more memory is also more CPU
+            writes_objects=(ObjectPrefix("history", "bars/"),),
+            sends_to=("dead_events",),
+        ),
+        Function(
+            "timestream_writer",
+            "optional: new bars -> Timestream for LiveAnalytics (accounts that already use it)",
+            stream_sources=(StreamSource("bars"),),
+            timeout_seconds=60,
+            memory_mb=256,
+            timestream=True,
+            sends_to=("dead_events",),
+            context_flag="timestream",
+        ),
     )
 }
 
@@ -480,3 +568,14 @@ def schedule_group_name(name: str = "deployments") -> str:
 
 def function_name(name: str) -> str:
     return FUNCTIONS[name].physical_name()
+
+
+def enabled_functions(flags: Collection[str] = ()) -> dict[str, Function]:
+    """The catalogue functions that exist with these flags on: every function without a `context_flag`,
+    plus those whose flag is among `flags`."""
+    return {name: spec for name, spec in FUNCTIONS.items() if spec.enabled(flags)}
+
+
+def bucket_name(name: str) -> str:
+    """The actual name of a catalogue bucket in this process (see `Bucket.actual_name`)."""
+    return BUCKETS[name].actual_name()

@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--symbols", default=None, help="comma-separated subset of the demo symbols")
     up.add_argument("--log-format", choices=("pretty", "json"), default="pretty")
+    up.add_argument(
+        "--flag",
+        action="append",
+        default=[],
+        choices=sorted({spec.context_flag for spec in FUNCTIONS.values() if spec.context_flag}),
+        help="run an optional part, as CDK's -c FLAG=true deploys it (e.g. timestream; repeatable)",
+    )
     up.add_argument("--status-every", type=float, default=15.0, help="seconds between account status lines (0: none)")
     token = local_commands.add_parser("token", help="print a bearer token of the local dev issuer (TOKEN=$(...))")
     token.add_argument("--tenant", required=True, help="tenant id the token is for")
@@ -117,6 +124,7 @@ def local_up(args: argparse.Namespace) -> int:
         api_port=args.api_port or None,
         ws_port=args.ws_port or None,
         brokers=not args.no_brokers,
+        flags=frozenset(args.flag),
     )
     cloud = LocalCloud(config)
     tally = None

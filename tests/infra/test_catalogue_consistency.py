@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from synth import STAGE, resources, template_json
 
-from tradeflow.catalogue import FUNCTIONS, QUEUES, TABLES, Queue, Table
+from tradeflow.catalogue import FUNCTIONS, QUEUES, TABLES, Queue, Table, enabled_functions
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -83,7 +83,11 @@ def test_every_catalogue_queue_exists_with_its_fifo_settings_and_redrive(spec: Q
 
 def test_every_catalogue_function_exists_with_its_limits_and_runtime() -> None:
     functions = {str(f.get("FunctionName")): f for f in resources("AWS::Lambda::Function")}
-    for name, spec in FUNCTIONS.items():
+    # an optional function (with a context flag) exists only with its flag on: none is on by default
+    for spec in FUNCTIONS.values():
+        if spec.context_flag:
+            assert spec.physical_name(STAGE) not in functions, f"{spec.name} is built without -c {spec.context_flag}"
+    for name, spec in enabled_functions().items():
         function = functions.get(spec.physical_name(STAGE))
         assert function is not None, f"function {name} ({spec.physical_name(STAGE)}) is not in the template"
         assert function["Timeout"] == spec.timeout_seconds

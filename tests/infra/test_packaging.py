@@ -36,7 +36,7 @@ from tradeflow_infra.packaging import (  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("infra")
 
-HEAVY_IMPORTS = {"numpy", "pandas", "alpaca", "ccxt"}
+HEAVY_IMPORTS = {"numpy", "pandas", "alpaca", "ccxt", "pyarrow"}
 # Reached only inside functions that the Lambda path never calls: the strategies' vectorised `*_series`
 # (backtests) import numpy lazily; the live path uses the windowed pure-Python indicators.
 LAZY_ONLY_OUTSIDE_LAMBDA = {"strategy": {"numpy"}}
@@ -59,7 +59,7 @@ def test_every_catalogue_function_has_a_layer_mapping() -> None:
 @pytest.mark.parametrize("function", ["strategy", "risk"])
 def test_strategy_and_risk_get_no_numpy_pandas_or_broker_sdk(function: str) -> None:
     heavy_layers = {IMPORT_PROVIDERS[name] for name in HEAVY_IMPORTS}
-    assert heavy_layers == {"analytics", "alpaca", "ccxt"}
+    assert heavy_layers == {"analytics", "alpaca", "ccxt", "parquet"}
     assert not set(layers_for_function(function)) & heavy_layers
     assert not set(third_party_imports(function, eager_only=False).third_party) & HEAVY_IMPORTS - {"numpy"}
 

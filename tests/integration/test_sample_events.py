@@ -77,6 +77,19 @@ def test_paper_exchange_sample(aws: object) -> None:
     assert out == {"batchItemFailures": []}
 
 
+def test_bars_archiver_sample_writes_its_parquet_object(aws: object) -> None:
+    from tradeflow.catalogue import bucket_name
+    from tradeflow.runtime.aws import client
+
+    out = handler("bars_archiver")(_load("bars_archiver-bars-stream.json"), Context())
+    assert out == {"batchItemFailures": []}
+    keys = [o["Key"] for o in client("s3").list_objects_v2(Bucket=bucket_name("history"))["Contents"]]
+    assert keys == [
+        "bars/tenant=demo/symbol=GOOG/timeframe=1m/date=2026-01-05/"
+        "20260105T143200000000Z_20260105T143200000000Z.parquet"
+    ]
+
+
 def test_cli_invoke_runs_a_sample_against_the_endpoint(aws: object, capsys: object) -> None:
     _seed()
     endpoint = aws.endpoint  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tradeflow.catalogue import FUNCTIONS, QUEUES
+from tradeflow.catalogue import QUEUES, enabled_functions
 from tradeflow.local.api_server import ApiServer
 from tradeflow.local.brokers import LocalBrokers, market_feeds
 from tradeflow.local.clock import LocalClock
@@ -56,6 +56,9 @@ class LocalCloudConfig:
     api_port: int | None = None  # serve the REST API on 127.0.0.1:<port> (the CLI's default: 8000)
     ws_port: int | None = None  # serve the WebSocket API on 127.0.0.1:<port> (the CLI's default: 8001)
     brokers: bool = True  # the Alpaca and Binance stubs, the streamer and reconciliation (local/brokers.py)
+    # optional catalogue parts to run, as CDK's context flags deploy them (e.g. {"timestream"}: the Timestream
+    # table and the timestream_writer function); off by default, like in AWS
+    flags: frozenset[str] = frozenset()
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -84,7 +87,7 @@ class LocalCloud:
     def start(self) -> None:
         self.server.start()
         use_local_cloud(self.server.endpoint)
-        provision()
+        provision(self.config.flags)
         create_platform_schedules()  # reconciliation's rate, fired on the local clock like the deployments'
         if self.config.ws_port is not None:
             # up (and its @connections URL exported) before the handlers are loaded; it refuses
@@ -115,7 +118,7 @@ class LocalCloud:
             self.replay.publish_due(origin)
         self.scheduler = LocalScheduler(self.lambdas)
         self.scheduler.refresh(origin, force=True)
-        for name, spec in FUNCTIONS.items():
+        for name, spec in enabled_functions(self.config.flags).items():
             if spec.queue_source:
                 self.threads.append(SqsPoller(name, self.lambdas, self.stop_event))
             for source in spec.stream_sources:

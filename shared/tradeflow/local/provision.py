@@ -1,11 +1,14 @@
-"""Create every catalogue resource in the (local) AWS: tables, queues with their DLQs, schedule groups."""
+"""Create every catalogue resource in the (local) AWS: tables, queues with their DLQs, buckets, schedule
+groups, and with the `timestream` flag the optional Timestream market-data table."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Collection
 from typing import Any
 
-from tradeflow.catalogue import QUEUES, SCHEDULE_GROUPS, TABLES, Queue, Table
+from tradeflow.catalogue import BUCKETS, QUEUES, SCHEDULE_GROUPS, TABLES, TIMESTREAM, Bucket, Queue, Table
 from tradeflow.runtime.aws import client
 
 
@@ -79,11 +82,42 @@ def _create_schedule_group(name: str) -> None:
         return
 
 
-def provision() -> None:
-    """Idempotent: existing resources are left as they are."""
+def _create_bucket(spec: Bucket) -> None:
+    s3 = client("s3")
+    try:
+        s3.create_bucket(Bucket=spec.actual_name())  # us-east-1 (the local region) takes no location
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        return
+
+
+def _create_timestream_table() -> None:
+    writer = client("timestream-write")
+    database = TIMESTREAM.database_name()
+    with contextlib.suppress(writer.exceptions.ConflictException):
+        writer.create_database(DatabaseName=database)
+    try:
+        writer.create_table(
+            DatabaseName=database,
+            TableName=TIMESTREAM.table,
+            RetentionProperties={
+                "MemoryStoreRetentionPeriodInHours": TIMESTREAM.memory_store_hours,
+                "MagneticStoreRetentionPeriodInDays": 365,
+            },
+        )
+    except writer.exceptions.ConflictException:
+        return
+
+
+def provision(flags: Collection[str] = ()) -> None:
+    """Idempotent: existing resources are left as they are. `flags` (e.g. `{"timestream"}`) adds the
+    optional resources, as the CDK context flags do."""
     for table in TABLES.values():
         _create_table(table)
     for queue in QUEUES.values():
         _create_queue(queue)
+    for bucket in BUCKETS.values():
+        _create_bucket(bucket)
     for group in SCHEDULE_GROUPS.values():
         _create_schedule_group(group.physical_name())
+    if "timestream" in flags:
+        _create_timestream_table()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 from tradeflow.catalogue import TABLES, StreamSource
@@ -19,6 +20,9 @@ from tradeflow.messaging.sqs import SqsQueues
 from tradeflow.runtime.aws import client
 
 log = logging.getLogger("tradeflow.local")
+
+
+LOCAL_WINDOW_CAP_SECONDS = 5.0
 
 
 class StreamPoller(threading.Thread):
@@ -43,6 +47,11 @@ class StreamPoller(threading.Thread):
         self.iterators: dict[str, str | None] = {}
         self.records_seen = 0
         self.idle = threading.Event()
+        # Lambda's batching window (the archiver gathers a minute of bars into one batch), capped here so a
+        # local run shows its effect within seconds
+        self.window = min(float(source.max_batching_window_seconds), LOCAL_WINDOW_CAP_SECONDS)
+        self.held: list[dict[str, Any]] = []
+        self.held_since = 0.0
 
     def _discover(self) -> None:
         streams = client("dynamodbstreams")
@@ -67,16 +76,37 @@ class StreamPoller(threading.Thread):
                     records = page.get("Records", [])
                     if records:
                         got += len(records)
-                        self.deliver(records)
+                        self._batch(records)
+                self._flush_due()
             except Exception as exc:
                 if self.stop_event.is_set():
-                    return
+                    break
                 log.warning("reading stream for %s failed: %s", self.function, exc)
-            if not got:
+            if not got and not self.held:
                 self.idle.set()
                 self.stop_event.wait(self.interval)
             else:
                 self.idle.clear()
+                if not got:
+                    self.stop_event.wait(self.interval)
+        if self.held:  # records gathered for a batch are delivered, never dropped, when the cloud stops
+            self.deliver(self.held)
+            self.held = []
+
+    def _batch(self, records: list[dict[str, Any]]) -> None:
+        if self.window <= 0:
+            self.deliver(records)
+            return
+        if not self.held:
+            self.held_since = time.monotonic()
+        self.held.extend(records)
+
+    def _flush_due(self) -> None:
+        if self.held and (
+            len(self.held) >= self.source.batch_size or time.monotonic() - self.held_since >= self.window
+        ):
+            batch, self.held = self.held, []
+            self.deliver(batch)
 
     def deliver(self, records: list[dict[str, Any]]) -> None:
         for record in records:

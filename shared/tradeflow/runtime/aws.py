@@ -34,7 +34,10 @@ def client(service: str) -> Any:
                 read_timeout=20,
                 max_pool_connections=32,
             )
-            _clients[key] = boto3.session.Session().client(service, config=config)
+            # The endpoint is passed explicitly (not only read from the environment by botocore) because an
+            # explicit endpoint also turns off endpoint discovery: timestream-write would otherwise send its
+            # writes to the address the discovery call returns, not to the local endpoint.
+            _clients[key] = boto3.session.Session().client(service, config=config, endpoint_url=key[1])
         return _clients[key]
 
 
