@@ -207,8 +207,8 @@ def function_build_dir(name: str, root: Path = ROOT) -> Path:
     return build_dir(root) / "functions" / name
 
 
-def layers_for_function(name: str) -> tuple[str, ...]:
-    """The function's layers with each layer's base layers first (the order Lambda extracts them)."""
+def _with_bases(layers: Iterable[str]) -> list[str]:
+    """`layers` with each layer's base layers before it, each once (the order Lambda extracts them)."""
     ordered: list[str] = []
 
     def add(layer: str) -> None:
@@ -217,9 +217,14 @@ def layers_for_function(name: str) -> tuple[str, ...]:
         if layer not in ordered:
             ordered.append(layer)
 
-    for layer in FUNCTION_LAYERS[name]:
+    for layer in layers:
         add(layer)
-    return tuple(ordered)
+    return ordered
+
+
+def layers_for_function(name: str) -> tuple[str, ...]:
+    """The function's layers with each layer's base layers first (the order Lambda extracts them)."""
+    return tuple(_with_bases(FUNCTION_LAYERS[name]))
 
 
 @cache
@@ -394,17 +399,7 @@ def build_layer(name: str, root: Path = ROOT, *, force: bool = False) -> bool:
 
 
 def _layer_order() -> list[str]:
-    ordered: list[str] = []
-
-    def add(layer: str) -> None:
-        for base in LAYERS[layer].base:
-            add(base)
-        if layer not in ordered:
-            ordered.append(layer)
-
-    for layer in LAYERS:
-        add(layer)
-    return ordered
+    return _with_bases(LAYERS)
 
 
 def lock(root: Path = ROOT) -> Path:
