@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -52,6 +54,8 @@ class LocalBrokers:
         self.alpaca = AlpacaStub(alpaca_port, symbols=tradable, clock=clock, open_sign_up=True)
         self.binance = BinanceStub(binance_port)
         self._previous_endpoints: str | None = None
+        self._bars: queue.Queue[Bar | None] = queue.Queue()
+        self._publisher = threading.Thread(target=self._publish_forever, name="broker-stubs-market", daemon=True)
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -60,21 +64,32 @@ class LocalBrokers:
     def start(self) -> None:
         self.alpaca.start()
         self.binance.start()
+        self._publisher.start()
         self._previous_endpoints = os.environ.get(ENDPOINTS_ENV)
         os.environ[ENDPOINTS_ENV] = json.dumps(self.endpoints)
         log.info("broker stubs: Alpaca at %s, Binance at %s", self.alpaca.base_url, self.binance.base_url)
 
     def publish(self, bar: Bar) -> None:
-        """A replayed bar moves both stubs' markets (each only for the symbols it lists)."""
-        try:
-            if bar.symbol in self.alpaca.assets:
-                self.alpaca.publish_bar(bar.symbol, bar)
-            if symbol_id(bar.symbol) in self.binance.markets:
-                self.binance.publish_bar(bar.symbol, bar)
-        except Exception:  # a stub hiccup must not stop the replay clock
-            log.exception("broker stubs: could not publish %s %s", bar.symbol, bar.ts)
+        """A replayed bar moves both stubs' markets (each only for the symbols it lists). Handed to the
+        publisher thread: the replay clock never waits for the stubs' matching and websocket pushes, and
+        the bars still reach each stub in order."""
+        if bar.symbol in self.alpaca.assets or symbol_id(bar.symbol) in self.binance.markets:
+            self._bars.put(bar)
+
+    def _publish_forever(self) -> None:
+        while (bar := self._bars.get()) is not None:
+            try:
+                if bar.symbol in self.alpaca.assets:
+                    self.alpaca.publish_bar(bar.symbol, bar)
+                if symbol_id(bar.symbol) in self.binance.markets:
+                    self.binance.publish_bar(bar.symbol, bar)
+            except Exception:  # a stub hiccup must not stop the market
+                log.exception("broker stubs: could not publish %s %s", bar.symbol, bar.ts)
 
     def stop(self) -> None:
+        if self._publisher.is_alive():
+            self._bars.put(None)
+            self._publisher.join(10)
         self.alpaca.stop()
         self.binance.stop()
         if self._previous_endpoints is None:
